@@ -1,0 +1,1 @@
+export const PACKAGE = '@metad2a/data-pipeline';

@@ -1,1 +1,3 @@
-export const PACKAGE = '@metad2a/nn';
+export * from './backend.js';
+export * from './init.js';
+export * from './module.js';

@@ -22,7 +22,8 @@ export class Module {
     if (this.ownParams.has(name)) throw new Error(`parameter '${name}' registered twice`);
     const size = shape.reduce((a, b) => a * b, 1);
     if (values.length !== size) throw new ShapeError(`initial value of '${name}'`, shape, [values.length]);
-    const v = tf.variable(tf.tensor(values, shape, 'float32'), trainable);
+    // The initial tensor is disposed by tidy; the variable keeps its own reference to the data.
+    const v = tf.tidy(() => tf.variable(tf.tensor(values, shape, 'float32'), trainable));
     this.ownParams.set(name, v);
     return v;
   }
@@ -78,7 +79,9 @@ export class Module {
       if (!s) continue;
       const same = s.shape.length === v.shape.length && s.shape.every((d, i) => d === v.shape[i]);
       if (!same) throw new ShapeError(`parameter '${n}'${src}`, v.shape, s.shape);
-      v.assign(tf.tensor(s.data, s.shape, 'float32'));
+      const t = tf.tensor(s.data, s.shape, 'float32');
+      v.assign(t);
+      t.dispose();
     }
     return { missing, unexpected };
   }

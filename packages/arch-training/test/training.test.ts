@@ -1,0 +1,117 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Rng } from '@metad2a/core';
+import { initBackend, Linear, Module } from '@metad2a/nn';
+import { augmentBatch, cosineLr, normalizeImages, SgdMomentum, trainClassifier, validateRecipe, NB201_FULL, type ImageSet, type TrainRecipe } from '../src/index.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const subset = path.resolve(here, '../../../../shared/data/cifar10-subset');
+
+/** Two CIFAR-10 classes from the shared subset, read straight from the binary records (independent of data-pipeline). */
+function readTwoClasses(file: string, a: number, b: number): ImageSet {
+  const buf = fs.readFileSync(file);
+  const imgs: number[] = [];
+  const labels: number[] = [];
+  const u8: number[] = [];
+  for (let i = 0; i < buf.length / 3073; i++) {
+    const label = buf[i * 3073];
+    if (label !== a && label !== b) continue;
+    imgs.push(i);
+    labels.push(label === a ? 0 : 1);
+    const planes = buf.subarray(i * 3073 + 1, (i + 1) * 3073);
+    for (let p = 0; p < 1024; p++) u8.push(planes[p], planes[1024 + p], planes[2048 + p]);
+  }
+  const x = normalizeImages(Uint8Array.from(u8), 3, [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]);
+  return { x, n: imgs.length, height: 32, width: 32, channels: 3, labels: Int32Array.from(labels), numClasses: 2 };
+}
+
+class LinearClassifier extends Module {
+  readonly fc = this.addModuleOnce();
+  private addModuleOnce(): Linear {
+    return this.addModule('fc', new Linear(32 * 32 * 3, 2));
+  }
+  forward(x: tf.Tensor4D): tf.Tensor2D {
+    return this.fc.forward(x.reshape([x.shape[0], -1])) as tf.Tensor2D;
+  }
+}
+
+beforeAll(async () => {
+  await initBackend({ quiet: true });
+});
+
+describe('SGD with Nesterov momentum', () => {
+  it('follows torch.optim.SGD on f(p) = p^2 (values derived by hand)', () => {
+    const p = tf.variable(tf.scalar(1));
+    const opt = new SgdMomentum(0.9, 0.1, true);
+    const out: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const g = tf.tidy(() => p.mul(2));
+      opt.step(new Map([[p, g]]), 0.1);
+      g.dispose();
+      out.push(p.dataSync()[0]);
+    }
+    // step 1: g = 2 + 0.1 = 2.1, buf = 2.1, update = 2.1 + 0.9*2.1 = 3.99 -> p = 0.601
+    // step 2: g = 1.202 + 0.0601 = 1.2621, buf = 1.89 + 1.2621 = 3.1521, update = 4.09899 -> p = 0.191101
+    expect(out[0]).toBeCloseTo(0.601, 6);
+    expect(out[1]).toBeCloseTo(0.191101, 6);
+    opt.dispose();
+    p.dispose();
+  });
+  it('cosine schedule starts at base, ends at min, halves in the middle', () => {
+    expect(cosineLr(0.1, 0, 100)).toBeCloseTo(0.1, 10);
+    expect(cosineLr(0.1, 50, 100)).toBeCloseTo(0.05, 10);
+    expect(cosineLr(0.1, 100, 100)).toBeCloseTo(0, 10);
+    expect(cosineLr(0.1, 0, 100, 10)).toBeCloseTo(0.01, 10);
+  });
+});
+
+describe('augmentation', () => {
+  it('a flip without crop mirrors rows; crops shift content and pad zeros', () => {
+    const h = 2, w = 3, c = 1;
+    const x = Float32Array.from([1, 2, 3, 4, 5, 6]);
+    // find a seed whose first flip decision is "mirror"
+    let flipped: Float32Array | null = null;
+    for (let s = 0; s < 20 && !flipped; s++) {
+      const y = x.slice();
+      augmentBatch(y, 1, h, w, c, 0, true, new Rng(s));
+      if (y[0] === 3) flipped = y;
+    }
+    expect(Array.from(flipped!)).toEqual([3, 2, 1, 6, 5, 4]);
+    const shifted = new Float32Array(16).fill(1);
+    augmentBatch(shifted, 1, 4, 4, 1, 2, false, new Rng(5));
+    const zeros = Array.from(shifted).filter((v) => v === 0).length;
+    const ones = Array.from(shifted).filter((v) => v === 1).length;
+    expect(zeros + ones).toBe(16);
+  });
+});
+
+describe('trainClassifier on real CIFAR-10 images', () => {
+  it('learns airplane vs frog well above chance and is reproducible', () => {
+    const train = readTwoClasses(path.join(subset, 'train_100per_class.bin'), 0, 6);
+    const test = readTwoClasses(path.join(subset, 'test_100per_class.bin'), 0, 6);
+    expect(train.n).toBe(200);
+    const recipe: TrainRecipe = { ...NB201_FULL, id: 'test-linear', epochs: 8, batchSize: 32, lr: 0.01, augmentPad: 0, augmentFlip: true };
+    validateRecipe(recipe);
+    const run = (seed: number) => {
+      const net = new LinearClassifier();
+      const r = trainClassifier(net, train, test, recipe, { seed });
+      net.dispose();
+      return r;
+    };
+    const before = tf.memory().numTensors;
+    const a = run(1);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(a.testAccuracy).toBeGreaterThan(70);
+    expect(a.epochs[0].trainLoss).toBeGreaterThan(a.epochs[a.epochs.length - 1].trainLoss);
+  });
+  it('rejects a broken recipe and mislabelled data by name', () => {
+    expect(() => validateRecipe({ ...NB201_FULL, epochs: 0 })).toThrow(/recipe.epochs/);
+    const bad: ImageSet = { x: new Float32Array(12), n: 1, height: 2, width: 2, channels: 3, labels: Int32Array.from([5]), numClasses: 2 };
+    const net = new LinearClassifier();
+    expect(() => trainClassifier(net, bad, bad, NB201_FULL)).toThrow(/train.labels.*record 0|record 0.*train.labels/);
+    net.dispose();
+  });
+});

@@ -1,1 +1,2 @@
-export const PACKAGE = '@metad2a/set-encoder';
+export * from './blocks.js';
+export * from './dataset-encoder.js';

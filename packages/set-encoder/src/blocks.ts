@@ -1,0 +1,237 @@
+import * as tf from '@tensorflow/tfjs';
+import { ConfigError, ShapeError, type Rng } from '@metad2a/core';
+import { LayerNorm, Linear, Module, defaultRng, uniformArray, xavierBound } from '@metad2a/nn';
+
+/**
+ * Additive attention bias for padded set elements: large enough that exp() underflows to exactly 0
+ * in float32 after softmax's max subtraction, finite so gradients stay NaN-free.
+ */
+const MASK_BIAS = -1e9;
+
+/** A [N, m] 0/1 mask of valid keys turned into the [N, 1, 1, m]-broadcastable additive bias. */
+export function keyMaskBias(mask: tf.Tensor2D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [n, m] = mask.shape;
+    return tf.scalar(1).sub(mask).mul(MASK_BIAS).reshape([n, 1, 1, m]) as tf.Tensor4D;
+  });
+}
+
+/**
+ * Multihead attention block of the Set Transformer (juho-lee/set_transformer, as in MetaD2A):
+ *   Q = fc_q(Qin), K = fc_k(Kin), V = fc_v(Kin); heads are contiguous chunks of dV/h features;
+ *   O_j = Q_j + softmax(Q_j K_j^T / sqrt(dV)) V_j   (scale by the FULL width dV, residual adds the projected Q)
+ *   O = [ln0](O);  O = O + relu(fc_o(O));  O = [ln1](O)
+ * Parameter names and order follow the PyTorch module (fc_q, fc_k, fc_v, [ln0, ln1], fc_o).
+ */
+export class MAB extends Module {
+  readonly fc_q: Linear;
+  readonly fc_k: Linear;
+  readonly fc_v: Linear;
+  readonly ln0: LayerNorm | null;
+  readonly ln1: LayerNorm | null;
+  readonly fc_o: Linear;
+
+  constructor(
+    readonly dimQ: number,
+    readonly dimK: number,
+    readonly dimV: number,
+    readonly numHeads: number,
+    options: { ln?: boolean; rng?: Rng } = {},
+  ) {
+    super();
+    if (dimV % numHeads !== 0) throw new ConfigError('numHeads', `${numHeads} heads do not divide the width ${dimV}`);
+    const rng = options.rng;
+    this.fc_q = this.addModule('fc_q', new Linear(dimQ, dimV, { rng }));
+    this.fc_k = this.addModule('fc_k', new Linear(dimK, dimV, { rng }));
+    this.fc_v = this.addModule('fc_v', new Linear(dimK, dimV, { rng }));
+    this.ln0 = options.ln ? this.addModule('ln0', new LayerNorm(dimV)) : null;
+    this.ln1 = options.ln ? this.addModule('ln1', new LayerNorm(dimV)) : null;
+    this.fc_o = this.addModule('fc_o', new Linear(dimV, dimV, { rng }));
+  }
+
+  /**
+   * Qin [N, n, dQ], Kin [N, m, dK], optional keyMask [N, m] (1 = real element, 0 = padding) -> [N, n, dV].
+   * When `self` is true Qin is Kin (SAB): the three projections then run as one matmul.
+   */
+  forward(Qin: tf.Tensor3D, Kin: tf.Tensor3D, keyMask?: tf.Tensor2D | null, self = false): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [N, n] = Qin.shape;
+      const m = Kin.shape[1];
+      const dV = this.dimV;
+      let Q: tf.Tensor;
+      let K: tf.Tensor;
+      let V: tf.Tensor;
+      if (self) {
+        const W = tf.concat([this.fc_q.weight, this.fc_k.weight, this.fc_v.weight], 0);
+        const b = tf.concat([this.fc_q.bias!, this.fc_k.bias!, this.fc_v.bias!], 0);
+        const qkv = tf.matMul(Kin.reshape([N * m, this.dimK]), W, false, true).add(b);
+        [Q, K, V] = tf.split(qkv, 3, 1);
+      } else {
+        Q = this.fc_q.forward(Qin.reshape([N * n, this.dimQ]));
+        const W = tf.concat([this.fc_k.weight, this.fc_v.weight], 0);
+        const b = tf.concat([this.fc_k.bias!, this.fc_v.bias!], 0);
+        const kv = tf.matMul(Kin.reshape([N * m, this.dimK]), W, false, true).add(b);
+        [K, V] = tf.split(kv, 2, 1);
+      }
+      const h = this.numHeads;
+      const d = dV / h;
+      // [N*rows, dV] -> [N, h, rows, d]: head j = features j*d .. (j+1)*d-1
+      const heads = (t: tf.Tensor, rows: number) => t.reshape([N, rows, h, d]).transpose([0, 2, 1, 3]);
+      const Qh = heads(Q, n);
+      const Kh = heads(K, m);
+      const Vh = heads(V, m);
+      let S = tf.matMul(Qh.reshape([N * h, n, d]), Kh.reshape([N * h, m, d]), false, true).reshape([N, h, n, m]);
+      S = S.div(Math.sqrt(dV));
+      if (keyMask) S = S.add(keyMaskBias(keyMask));
+      const A = tf.softmax(S, -1).reshape([N * h, n, m]);
+      const Oh = Qh.add(tf.matMul(A, Vh.reshape([N * h, m, d])).reshape([N, h, n, d]));
+      let O = Oh.transpose([0, 2, 1, 3]).reshape([N * n, dV]);
+      if (this.ln0) O = this.ln0.forward(O);
+      O = O.add(tf.relu(this.fc_o.forward(O)));
+      if (this.ln1) O = this.ln1.forward(O);
+      return O.reshape([N, n, dV]) as tf.Tensor3D;
+    });
+  }
+}
+
+/** SAB(X) = MAB(X, X). */
+export class SAB extends Module {
+  readonly mab: MAB;
+  constructor(dimIn: number, dimOut: number, numHeads: number, options: { ln?: boolean; rng?: Rng } = {}) {
+    super();
+    this.mab = this.addModule('mab', new MAB(dimIn, dimIn, dimOut, numHeads, options));
+  }
+  forward(X: tf.Tensor3D, mask?: tf.Tensor2D | null): tf.Tensor3D {
+    return this.mab.forward(X, X, mask, true);
+  }
+}
+
+function xavierParam(shape: number[], rng: Rng): Float32Array {
+  // torch's fan computation for a [1, k, dim] parameter: fan_in = k*dim, fan_out = dim
+  const receptive = shape.slice(2).reduce((a, b) => a * b, 1);
+  const fanIn = shape[1] * receptive;
+  const fanOut = shape[0] * receptive;
+  return uniformArray(
+    shape.reduce((a, b) => a * b, 1),
+    xavierBound(fanIn, fanOut),
+    rng,
+  );
+}
+
+/** ISAB(X) = MAB(X, MAB(I, X)) with `numInds` learned inducing points I [1, numInds, dimOut]. */
+export class ISAB extends Module {
+  readonly I: tf.Variable;
+  readonly mab0: MAB;
+  readonly mab1: MAB;
+  constructor(dimIn: number, dimOut: number, numHeads: number, readonly numInds: number, options: { ln?: boolean; rng?: Rng } = {}) {
+    super();
+    const rng = options.rng ?? defaultRng();
+    this.I = this.addParameter('I', [1, numInds, dimOut], xavierParam([1, numInds, dimOut], rng));
+    this.mab0 = this.addModule('mab0', new MAB(dimOut, dimIn, dimOut, numHeads, { ...options, rng }));
+    this.mab1 = this.addModule('mab1', new MAB(dimIn, dimOut, dimOut, numHeads, { ...options, rng }));
+  }
+  forward(X: tf.Tensor3D, mask?: tf.Tensor2D | null): tf.Tensor3D {
+    return tf.tidy(() => {
+      const N = X.shape[0];
+      const I = tf.tile(this.I, [N, 1, 1]) as tf.Tensor3D;
+      const H = this.mab0.forward(I, X, mask);
+      // the inducing points are never padding: no mask on the second attention
+      return this.mab1.forward(X, H);
+    });
+  }
+}
+
+/** PMA(X) = MAB(S, X) with `numSeeds` learned seed vectors S [1, numSeeds, dim]. */
+export class PMA extends Module {
+  readonly S: tf.Variable;
+  readonly mab: MAB;
+  constructor(readonly dim: number, numHeads: number, readonly numSeeds: number, options: { ln?: boolean; rng?: Rng } = {}) {
+    super();
+    const rng = options.rng ?? defaultRng();
+    this.S = this.addParameter('S', [1, numSeeds, dim], xavierParam([1, numSeeds, dim], rng));
+    this.mab = this.addModule('mab', new MAB(dim, dim, dim, numHeads, { ...options, rng }));
+  }
+  forward(X: tf.Tensor3D, mask?: tf.Tensor2D | null): tf.Tensor3D {
+    return tf.tidy(() => {
+      const N = X.shape[0];
+      return this.mab.forward(tf.tile(this.S, [N, 1, 1]) as tf.Tensor3D, X, mask);
+    });
+  }
+}
+
+/** Which encoder/decoder SetPool builds; MetaD2A uses 'sabPF'. */
+export type SetPoolMode = 'sabPF' | 'sabP' | 'sab' | 'isabPF' | 'isabP' | 'isab';
+
+interface Block extends Module {
+  forward(X: tf.Tensor3D, mask?: tf.Tensor2D | null): tf.Tensor3D;
+}
+
+/** Holds modules under the numeric names of a torch.nn.Sequential (enc.0, enc.1, dec.0, ...). */
+class Seq extends Module {
+  readonly items: Module[] = [];
+  add<M extends Module>(m: M): M {
+    this.addModule(String(this.items.length), m);
+    this.items.push(m);
+    return m;
+  }
+}
+
+/**
+ * MetaD2A's SetPool: enc = two SABs (or ISABs), dec = PMA (+ Linear for 'PF'; + two SABs + Linear when
+ * the mode has no 'P'). Names: enc.0, enc.1, dec.0 (PMA), dec.1 (Linear) ... as in the PyTorch state dict.
+ */
+export class SetPool extends Module {
+  readonly enc: Seq;
+  readonly dec: Seq;
+  readonly encBlocks: Block[];
+  readonly pma: PMA;
+  readonly decBlocks: Block[] = [];
+  readonly out: Linear | null;
+
+  constructor(
+    readonly dimInput: number,
+    readonly numOutputs: number,
+    readonly dimOutput: number,
+    options: { numInds?: number; dimHidden?: number; numHeads?: number; ln?: boolean; mode: SetPoolMode; rng?: Rng },
+  ) {
+    super();
+    const dimHidden = options.dimHidden ?? 128;
+    const numHeads = options.numHeads ?? 4;
+    const numInds = options.numInds ?? 32;
+    const o = { ln: options.ln ?? false, rng: options.rng };
+    const mode = options.mode;
+    this.enc = this.addModule('enc', new Seq());
+    this.dec = this.addModule('dec', new Seq());
+    if (mode.startsWith('sab')) {
+      this.encBlocks = [this.enc.add(new SAB(dimInput, dimHidden, numHeads, o)), this.enc.add(new SAB(dimHidden, dimHidden, numHeads, o))];
+    } else {
+      this.encBlocks = [
+        this.enc.add(new ISAB(dimInput, dimHidden, numHeads, numInds, o)),
+        this.enc.add(new ISAB(dimHidden, dimHidden, numHeads, numInds, o)),
+      ];
+    }
+    this.pma = this.dec.add(new PMA(dimHidden, numHeads, numOutputs, o));
+    if (mode.endsWith('PF')) {
+      this.out = this.dec.add(new Linear(dimHidden, dimOutput, { rng: o.rng }));
+    } else if (mode.endsWith('P')) {
+      this.out = null;
+    } else {
+      this.decBlocks.push(this.dec.add(new SAB(dimHidden, dimHidden, numHeads, o)), this.dec.add(new SAB(dimHidden, dimHidden, numHeads, o)));
+      this.out = this.dec.add(new Linear(dimHidden, dimOutput, { rng: o.rng }));
+    }
+  }
+
+  /** X [N, m, dimInput] with optional key mask [N, m] -> [N, numOutputs, dimOutput]. */
+  forward(X: tf.Tensor3D, mask?: tf.Tensor2D | null): tf.Tensor3D {
+    if (X.rank !== 3 || X.shape[2] !== this.dimInput) throw new ShapeError('SetPool input', [X.shape[0] ?? -1, X.shape[1] ?? -1, this.dimInput], X.shape);
+    return tf.tidy(() => {
+      let h = X;
+      for (const b of this.encBlocks) h = b.forward(h, mask);
+      h = this.pma.forward(h, mask);
+      // after pooling the seeds are the set: no more padding
+      for (const b of this.decBlocks) h = b.forward(h);
+      if (this.out) h = this.out.forward(h) as tf.Tensor3D;
+      return h;
+    });
+  }
+}

@@ -1,0 +1,111 @@
+import * as tf from '@tensorflow/tfjs';
+import { ShapeError, type Rng } from '@metad2a/core';
+import { Module } from '@metad2a/nn';
+import { SetPool } from './blocks.js';
+
+export interface DatasetEncoderOptions {
+  /** Width of one feature vector (512 for the original's ResNet-18 features). */
+  featureDim?: number;
+  /** Feature vectors per class (the original's num_sample = 20). */
+  numSample?: number;
+  /** Output width of both pools (the original's nz = 56). */
+  dim?: number;
+  numHeads?: number;
+  rng?: Rng;
+}
+
+/**
+ * The two-level dataset encoder: every class's `numSample` feature vectors are pooled by
+ * `intra_setpool` into a class prototype, and the prototypes by `inter_setpool` into one vector per
+ * dataset. Input rows are class-major (rows k*numSample .. (k+1)*numSample-1 belong to class k).
+ *
+ * Datasets with different class counts share one batch: pad each to the largest count and pass
+ * `classCounts`; padded classes are masked out of the inter-class attention, so the result equals
+ * encoding each dataset alone.
+ */
+export class DatasetEncoder extends Module {
+  readonly featureDim: number;
+  readonly numSample: number;
+  readonly dim: number;
+  readonly intra_setpool: SetPool;
+  readonly inter_setpool: SetPool;
+
+  constructor(options: DatasetEncoderOptions = {}) {
+    super();
+    this.featureDim = options.featureDim ?? 512;
+    this.numSample = options.numSample ?? 20;
+    this.dim = options.dim ?? 56;
+    const numHeads = options.numHeads ?? 4;
+    this.intra_setpool = this.addModule(
+      'intra_setpool',
+      new SetPool(this.featureDim, 1, this.dim, { dimHidden: this.dim, numHeads, mode: 'sabPF', rng: options.rng }),
+    );
+    this.inter_setpool = this.addModule(
+      'inter_setpool',
+      new SetPool(this.dim, 1, this.dim, { dimHidden: this.dim, numHeads, mode: 'sabPF', rng: options.rng }),
+    );
+  }
+
+  /** Class prototypes: X [B, C*numSample, F] -> [B, C, dim]. */
+  classPrototypes(X: tf.Tensor3D): tf.Tensor3D {
+    const [B, rows, F] = X.shape;
+    const ns = this.numSample;
+    if (F !== this.featureDim || rows % ns !== 0 || rows === 0) {
+      throw new ShapeError(`dataset features (rows must be classes x ${ns} samples, class-major)`, [B, Math.max(1, Math.round(rows / ns)) * ns, this.featureDim], X.shape);
+    }
+    const C = rows / ns;
+    return tf.tidy(() => this.intra_setpool.forward(X.reshape([B * C, ns, F]) as tf.Tensor3D).reshape([B, C, this.dim]) as tf.Tensor3D);
+  }
+
+  /**
+   * X [B, C*numSample, F] (class-major) -> [B, dim]. `classCounts[b]` (optional) is how many of the
+   * C class blocks of dataset b are real; the rest are padding.
+   */
+  forward(X: tf.Tensor3D, classCounts?: readonly number[]): tf.Tensor2D {
+    const [B, rows] = X.shape;
+    const C = rows / this.numSample;
+    const mask = classMask(B, C, classCounts);
+    return tf.tidy(() => {
+      const protos = this.classPrototypes(X);
+      const maskT = mask ? tf.tensor2d(mask, [B, C]) : null;
+      return this.inter_setpool.forward(protos, maskT).reshape([B, this.dim]) as tf.Tensor2D;
+    });
+  }
+}
+
+/** The [B, C] 0/1 mask of real classes, or null when every dataset has all C classes. */
+export function classMask(B: number, C: number, classCounts?: readonly number[]): Float32Array | null {
+  if (!classCounts) return null;
+  if (classCounts.length !== B) throw new ShapeError('classCounts', [B], [classCounts.length]);
+  let full = true;
+  const mask = new Float32Array(B * C);
+  classCounts.forEach((c, b) => {
+    if (!Number.isInteger(c) || c < 1 || c > C) {
+      throw new RangeError(`classCounts[${b}] = ${c}: must be an integer in 1..${C} (the padded class count)`);
+    }
+    if (c !== C) full = false;
+    mask.fill(1, b * C, b * C + c);
+  });
+  return full ? null : mask;
+}
+
+/**
+ * Pack datasets with different class counts into one zero-padded batch for DatasetEncoder.forward:
+ * each entry is a class-major [numClasses*numSample, featureDim] Float32Array.
+ */
+export function packDatasets(
+  datasets: ReadonlyArray<{ features: Float32Array; numClasses: number }>,
+  numSample: number,
+  featureDim: number,
+): { X: tf.Tensor3D; classCounts: number[] } {
+  const maxC = Math.max(...datasets.map((d) => d.numClasses));
+  const rowLen = numSample * featureDim;
+  const out = new Float32Array(datasets.length * maxC * rowLen);
+  datasets.forEach((d, b) => {
+    if (d.features.length !== d.numClasses * rowLen) {
+      throw new ShapeError(`dataset ${b} features`, [d.numClasses * numSample, featureDim], [d.features.length / featureDim, featureDim]);
+    }
+    out.set(d.features, b * maxC * rowLen);
+  });
+  return { X: tf.tensor3d(out, [datasets.length, maxC * numSample, featureDim]), classCounts: datasets.map((d) => d.numClasses) };
+}

@@ -24,29 +24,39 @@ let pending: Promise<BackendInfo> | null = null;
 /** The environment variable that forces a backend: METAD2A_BACKEND=tensorflow-gpu|tensorflow|wasm|cpu. */
 export const BACKEND_ENV = 'METAD2A_BACKEND';
 
-function parseRequested(value: string | undefined): BackendName | 'auto' {
-  if (!value || value === 'auto') return 'auto';
+/**
+ * Validate a backend name from the environment or a command-line flag (`--backend`); `source`
+ * names where it came from in the ConfigError. Empty means auto.
+ */
+export function parseBackendName(value: string | undefined, source: string = BACKEND_ENV): BackendName | 'auto' {
+  if (value === undefined || value === '' || value === 'auto') return 'auto';
   if ((BACKEND_ORDER as readonly string[]).includes(value)) return value as BackendName;
-  throw new ConfigError(BACKEND_ENV, `unknown backend '${value}'`, `use one of auto, ${BACKEND_ORDER.join(', ')}`);
+  throw new ConfigError(source, `unknown backend '${value}'`, `use one of auto, ${BACKEND_ORDER.join(', ')}`);
 }
+
+const NATIVE_PACKAGES: Partial<Record<BackendName, string>> = {
+  'tensorflow-gpu': '@tensorflow/tfjs-node-gpu',
+  tensorflow: '@tensorflow/tfjs-node',
+};
 
 async function tryNative(pkg: string): Promise<void> {
   // A non-literal specifier keeps bundlers and tsc from resolving these optional packages.
   const spec = pkg;
-  await import(spec);
+  try {
+    await import(spec);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const first = String(err.message).split('\n')[0];
+    if (err.code === 'ERR_MODULE_NOT_FOUND' || /Cannot find (package|module)/.test(first)) {
+      throw new Error(`${pkg} is not installed (an optional dependency: its install downloads libtensorflow and is dropped when that fails)`);
+    }
+    throw new Error(`${pkg} is installed but failed to load: ${first}`);
+  }
 }
 
 async function activate(name: BackendName): Promise<{ tfName: string; blas: BlasStatus | null }> {
-  switch (name) {
-    case 'tensorflow-gpu':
-      await tryNative('@tensorflow/tfjs-node-gpu');
-      break;
-    case 'tensorflow':
-      await tryNative('@tensorflow/tfjs-node');
-      break;
-    default:
-      break;
-  }
+  const pkg = NATIVE_PACKAGES[name];
+  if (pkg) await tryNative(pkg);
   const tfName = name === 'tensorflow-gpu' || name === 'tensorflow' ? 'tensorflow' : name;
   const ok = await tf.setBackend(tfName);
   if (!ok || tf.getBackend() !== tfName) throw new Error(`tf.setBackend('${tfName}') failed`);
@@ -60,11 +70,16 @@ async function activate(name: BackendName): Promise<{ tfName: string; blas: Blas
  * then wasm (with OpenBLAS kernels where available), then cpu. `force` (or METAD2A_BACKEND)
  * selects one and fails loudly if it cannot start. Logs the choice once to stderr unless quiet.
  */
-export function initBackend(options: { force?: BackendName | 'auto'; quiet?: boolean } = {}): Promise<BackendInfo> {
-  const requested = options.force ?? parseRequested(process.env[BACKEND_ENV]);
+export function initBackend(options: { force?: BackendName | 'auto' | string; quiet?: boolean } = {}): Promise<BackendInfo> {
+  let requested: BackendName | 'auto';
+  try {
+    requested = options.force !== undefined ? parseBackendName(options.force, 'backend') : parseBackendName(process.env[BACKEND_ENV]);
+  } catch (e) {
+    return Promise.reject(e);
+  }
   if (current && (requested === 'auto' || requested === current.name)) return Promise.resolve(current);
-  if (pending && !current) return pending;
-  pending = (async () => {
+  if (pending) return pending;
+  const run = (async () => {
     const skipped: BackendInfo['skipped'] = [];
     const candidates = requested === 'auto' ? BACKEND_ORDER : [requested];
     for (const name of candidates) {
@@ -78,16 +93,22 @@ export function initBackend(options: { force?: BackendName | 'auto'; quiet?: boo
         return current;
       } catch (e) {
         const reason = (e as Error).message.split('\n')[0];
-        if (requested !== 'auto') throw new ConfigError(BACKEND_ENV, `backend '${name}' could not start: ${reason}`);
+        if (requested !== 'auto') {
+          const other = current ? `still using '${current.name}'` : `auto would pick the first that starts of ${BACKEND_ORDER.join(' > ')}`;
+          throw new ConfigError(options.force !== undefined ? 'backend' : BACKEND_ENV, `backend '${name}' could not start: ${reason}`, other);
+        }
         skipped.push({ name, reason });
       }
     }
     throw new Error(`no TensorFlow.js backend could start: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')}`);
   })();
-  pending.finally(() => {
-    pending = null;
-  });
-  return pending;
+  pending = run;
+  // Clear the in-flight marker either way; the catch keeps this side chain from being an unhandled rejection.
+  run.then(
+    () => (pending = null),
+    () => (pending = null),
+  );
+  return run;
 }
 
 /** The backend chosen by initBackend, or null before it ran. */

@@ -1,3 +1,8 @@
 export * from './backend.js';
 export * from './init.js';
 export * from './module.js';
+export * from './checkpoint.js';
+export * from './bundle.js';
+export { importTorchStateDict, readTorchFile, TorchStateDict, TorchTensor, TorchStorage, type TorchDtype, type TorchFile } from './torch.js';
+export { unpickle, PyGlobal, PyObject, pyAttributes, type UnpickleOptions, type GlobalHandler } from './pickle.js';
+export { ZipReader, type ZipEntry } from './zip.js';

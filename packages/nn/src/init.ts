@@ -30,3 +30,18 @@ export function linearBound(fanIn: number): number {
 export function xavierBound(fanIn: number, fanOut: number): number {
   return Math.sqrt(6 / (fanIn + fanOut));
 }
+
+/**
+ * kaiming_uniform_ bound for leaky-relu slope `a`: gain * sqrt(3 / fanIn), gain = sqrt(2 / (1 + a^2)).
+ * With a = sqrt(5) (nn.Linear's default) this is 1 / sqrt(fanIn).
+ */
+export function kaimingUniformBound(fanIn: number, a = Math.sqrt(5)): number {
+  return fanIn > 0 ? Math.sqrt(2 / (1 + a * a)) * Math.sqrt(3 / fanIn) : 0;
+}
+
+/** Values drawn from N(mean, std^2) (torch.nn.init.normal_). */
+export function normalArray(n: number, std: number, rng: Rng, mean = 0): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = rng.normal(mean, std);
+  return out;
+}

@@ -1,11 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
-import { ShapeError, type Rng } from '@metad2a/core';
+import { InputError, ShapeError, type Rng } from '@metad2a/core';
 import { defaultRng, linearBound, uniformArray } from './init.js';
 
 /** A named tensor value with its shape, as loaded from a checkpoint or a PyTorch state dict. */
 export interface NamedArray {
   shape: number[];
   data: Float32Array;
+  /** Source dtype where it was not float32 (PyTorch int64 buffers, halves); data is float32 regardless. */
+  dtype?: string;
 }
 
 export type StateDict = Map<string, NamedArray>;
@@ -54,10 +56,10 @@ export class Module {
     return this.parameters().reduce((s, v) => s + v.size, 0);
   }
 
-  /** Copy of every parameter's value, by name. */
+  /** Copy of every parameter's value, by name (copies: the cpu backend's dataSync returns its own buffer). */
   stateDict(): StateDict {
     const out: StateDict = new Map();
-    for (const [n, v] of this.namedParameters()) out.set(n, { shape: [...v.shape], data: v.dataSync() as Float32Array });
+    for (const [n, v] of this.namedParameters()) out.set(n, { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) });
     return out;
   }
 
@@ -73,12 +75,21 @@ export class Module {
     const ownNames = new Set(own.map(([n]) => n));
     const missing = own.filter(([n]) => !state.has(n)).map(([n]) => n);
     const unexpected = [...state.keys()].filter((n) => !ownNames.has(n));
-    if (strict && missing.length) throw new Error(`loading state${src}: missing parameters ${missing.join(', ')}`);
+    if (strict && missing.length) {
+      const hint = unexpected.length ? `the state has names this module lacks: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ', ...' : ''}` : undefined;
+      throw new InputError({ file: options.source }, `loading state: missing parameters ${missing.join(', ')}`, hint);
+    }
+    // Check everything before assigning anything, so a bad state leaves the module untouched.
     for (const [n, v] of own) {
       const s = state.get(n);
       if (!s) continue;
       const same = s.shape.length === v.shape.length && s.shape.every((d, i) => d === v.shape[i]);
       if (!same) throw new ShapeError(`parameter '${n}'${src}`, v.shape, s.shape);
+      if (s.data.length !== v.size) throw new ShapeError(`values of parameter '${n}'${src}`, [v.size], [s.data.length]);
+    }
+    for (const [n, v] of own) {
+      const s = state.get(n);
+      if (!s) continue;
       const t = tf.tensor(s.data, s.shape, 'float32');
       v.assign(t);
       t.dispose();

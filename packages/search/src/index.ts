@@ -1,1 +1,4 @@
-export const PACKAGE = '@metad2a/search';
+export * from './types.js';
+export * from './pipeline.js';
+export * from './evaluate.js';
+export * from './baselines.js';

@@ -1,1 +1,7 @@
-export const PACKAGE = '@metad2a/search-space-201';
+export * from './ops.js';
+export * from './dag.js';
+export * from './canonical.js';
+export * from './cost.js';
+export * from './table.js';
+export * from './space.js';
+export * from './network.js';

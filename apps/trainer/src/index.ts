@@ -1,2 +1,22 @@
 #!/usr/bin/env node
-export {};
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { runCli } from '@metad2a/cli-kit';
+import { metaTrainCommand } from './commands/meta-train.js';
+import { buildDatabaseCommand } from './commands/build-database.js';
+import { workerCommand } from './commands/worker.js';
+import { statusCommand } from './commands/status.js';
+
+// The trainer only parses arguments, prints and plots; the work is done by the packages.
+await runCli(() =>
+  yargs(hideBin(process.argv))
+    .scriptName('metad2a-trainer')
+    .command(metaTrainCommand)
+    .command(buildDatabaseCommand)
+    .command(workerCommand)
+    .command(statusCommand)
+    .demandCommand(1, 'name a command: meta-train, build-database, worker or status')
+    .strict()
+    .help()
+    .parseAsync(),
+);

@@ -1,0 +1,11 @@
+import type { CommandModule } from 'yargs';
+import { MetaD2AError } from '@metad2a/core';
+
+// Being written (see apps/trainer/README.md once it exists); fails loudly until then.
+export const metaTrainCommand: CommandModule = {
+  command: 'meta-train',
+  describe: 'meta-train (not available yet)',
+  handler: () => {
+    throw new MetaD2AError('E_NOT_READY', "'meta-train' is not available in this build yet");
+  },
+};

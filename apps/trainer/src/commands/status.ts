@@ -1,0 +1,11 @@
+import type { CommandModule } from 'yargs';
+import { MetaD2AError } from '@metad2a/core';
+
+// Being written (see apps/trainer/README.md once it exists); fails loudly until then.
+export const statusCommand: CommandModule = {
+  command: 'status',
+  describe: 'status (not available yet)',
+  handler: () => {
+    throw new MetaD2AError('E_NOT_READY', "'status' is not available in this build yet");
+  },
+};

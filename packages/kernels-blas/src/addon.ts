@@ -1,0 +1,84 @@
+// Loads the compiled N-API addon (build/Release/kernels_blas.node) relative to this package, from
+// either src/ (tests, which run the TypeScript) or dist/ (built code): both sit one level below the
+// package root. Never throws: a missing addon comes back as a reason.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's functions. All arrays are written in place; nothing is copied. */
+export interface BlasAddon {
+  setThreads(n: number): void;
+  getThreads(): number;
+  config(): string;
+  /** C[i] = op(A[aIdx[i]]) op(B[bIdx[i]]) for i < batch; null maps are the identity. */
+  bmm(
+    a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number,
+    transA: boolean, transB: boolean, aIdx: Int32Array | null, bIdx: Int32Array | null,
+  ): void;
+  /** In place y = act(y + bias); modes 0 none, 1 scalar, 2 per last-dim column, 3 full. */
+  epilogue(
+    y: Float32Array, n: number, bias: Float32Array | null, biasMode: number, act: number, alpha: number,
+    prelu: Float32Array | null, preluMode: number,
+  ): void;
+  conv2d(x: Float32Array, w: Float32Array, y: Float32Array, p: Int32Array): void;
+  conv2dBackpropInput(dy: Float32Array, w: Float32Array, dx: Float32Array, p: Int32Array): void;
+  conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, p: Int32Array): void;
+  depthwise(x: Float32Array, w: Float32Array, y: Float32Array, p: Int32Array): void;
+  depthwiseBackpropInput(dy: Float32Array, w: Float32Array, dx: Float32Array, p: Int32Array): void;
+  depthwiseBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, p: Int32Array): void;
+}
+
+const ADDON_FILE = path.join('build', 'Release', 'kernels_blas.node');
+
+function packageRoots(): string[] {
+  const roots: string[] = [];
+  try {
+    roots.push(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'));
+  } catch {
+    // not a file: URL (bundled elsewhere); fall through to module resolution
+  }
+  try {
+    const req = createRequire(import.meta.url);
+    roots.push(path.resolve(path.dirname(req.resolve('@metad2a/kernels-blas')), '..'));
+  } catch {
+    // not resolvable from here
+  }
+  return [...new Set(roots)];
+}
+
+let cached: { addon: BlasAddon | null; reason?: string; file?: string } | null = null;
+
+export function loadAddon(): { addon: BlasAddon | null; reason?: string; file?: string } {
+  if (cached) return cached;
+  const roots = packageRoots();
+  for (const root of roots) {
+    const file = path.join(root, ADDON_FILE);
+    if (!fs.existsSync(file)) continue;
+    try {
+      const req = createRequire(import.meta.url);
+      cached = { addon: req(file) as BlasAddon, file };
+      return cached;
+    } catch (e) {
+      cached = { addon: null, reason: `addon ${file} failed to load: ${(e as Error).message.split('\n')[0]}` };
+      return cached;
+    }
+  }
+  // The install script leaves the build failure's likely cause here.
+  for (const root of roots) {
+    try {
+      const note = JSON.parse(fs.readFileSync(path.join(root, 'build', 'no-addon.json'), 'utf8')) as { reason?: string };
+      if (note.reason) {
+        cached = { addon: null, reason: `addon not built: ${note.reason}` };
+        return cached;
+      }
+    } catch {
+      // no note
+    }
+  }
+  cached = {
+    addon: null,
+    reason: `addon not built (no ${ADDON_FILE}); run 'npm rebuild @metad2a/kernels-blas' with libopenblas-dev and a C compiler installed`,
+  };
+  return cached;
+}

@@ -242,3 +242,13 @@ export class Sequential extends Module {
     return tf.tidy(() => this.layers.reduce((h, l) => l.forward(h), x));
   }
 }
+
+/**
+ * The entries of `state` whose names start with `prefix`, renamed without it: pick one submodule's
+ * tensors out of a whole-model state dict (`selectPrefix(sd, 'add_vertex.')` -> '0.weight', ...).
+ */
+export function selectPrefix(state: StateDict, prefix: string): StateDict {
+  const out: StateDict = new Map();
+  for (const [n, v] of state) if (n.startsWith(prefix)) out.set(n.slice(prefix.length), v);
+  return out;
+}

@@ -1,1 +1,11 @@
 export const PACKAGE = '@metad2a/data-pipeline';
+export * from './image.js';
+export * from './datasets.js';
+export * from './npy.js';
+export * from './features-file.js';
+export * from './open.js';
+export * from './extractor.js';
+export * from './store.js';
+export * from './tasks.js';
+export * from './database.js';
+export * from './nb201.js';

@@ -1,1 +1,5 @@
-export const PACKAGE = '@metad2a/dag-vae';
+export * from './graph-batch.js';
+export * from './message-passing.js';
+export * from './encoder.js';
+export * from './decoder.js';
+export * from './generator.js';

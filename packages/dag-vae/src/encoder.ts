@@ -1,0 +1,128 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ArchDag, Rng } from '@metad2a/core';
+import { GRUCell, Linear, Module, Sequential, Sigmoid } from '@metad2a/nn';
+import { packGraphs, type GraphBatch, type ModelSpace } from './graph-batch.js';
+import { GruWeights, MessageWeights } from './message-passing.js';
+
+/**
+ * D-VAE's bidirectional asynchronous message-passing graph encoder with vertex-id one-hots ("vid"),
+ * as used by MetaD2A (generator hs = 56, predictor hs = 512):
+ * - forward pass in vertex order: vertex 0 gets GRU_f(onehot(type), 0); every other vertex gets
+ *   GRU_f(onehot(type), sum over predecessors p of sigmoid(gate_f [h_p; e_p]) * mapper_f [h_p; e_p]);
+ * - backward pass in reverse order over successors with the *_backward weights, the last vertex
+ *   starting from 0;
+ * - graph state hg_unify([h_forward(last vertex) ; h_backward(vertex 0)]).
+ * Every vertex step runs for the whole batch at once; the adjacency masks select the senders.
+ * Parameter names are the original's (grue_forward, gate_forward.0, mapper_forward.0, hg_unify.0, ...);
+ * hv_unify exists in the checkpoints but is never used.
+ */
+export class DagEncoder extends Module {
+  readonly nvt: number;
+  readonly maxN: number;
+  readonly vs: number;
+  readonly grue_forward: GRUCell;
+  readonly grue_backward: GRUCell;
+  readonly gate_forward: Sequential;
+  readonly gate_backward: Sequential;
+  readonly mapper_forward: Sequential;
+  readonly mapper_backward: Sequential;
+  readonly hv_unify: Sequential;
+  readonly hg_unify: Sequential;
+
+  constructor(
+    readonly space: ModelSpace,
+    readonly hs: number,
+    options: { rng?: Rng } = {},
+  ) {
+    super();
+    const rng = options.rng;
+    this.nvt = space.numVertexTypes;
+    this.maxN = space.maxNodes;
+    this.vs = hs + this.maxN;
+    this.grue_forward = this.addModule('grue_forward', new GRUCell(this.nvt, hs, { rng }));
+    this.grue_backward = this.addModule('grue_backward', new GRUCell(this.nvt, hs, { rng }));
+    this.gate_forward = this.addModule('gate_forward', new Sequential(new Linear(this.vs, hs, { rng }), new Sigmoid()));
+    this.gate_backward = this.addModule('gate_backward', new Sequential(new Linear(this.vs, hs, { rng }), new Sigmoid()));
+    this.mapper_forward = this.addModule('mapper_forward', new Sequential(new Linear(this.vs, hs, { bias: false, rng })));
+    this.mapper_backward = this.addModule('mapper_backward', new Sequential(new Linear(this.vs, hs, { bias: false, rng })));
+    this.hv_unify = this.addModule('hv_unify', new Sequential(new Linear(2 * hs, hs, { rng })));
+    this.hg_unify = this.addModule('hg_unify', new Sequential(new Linear(2 * hs, hs, { rng })));
+  }
+
+  /** The graph state Hg [B, hs] of each graph (before the model's mu / fc1 head). */
+  graphState(graphs: readonly ArchDag[] | GraphBatch): tf.Tensor2D {
+    const batch = Array.isArray(graphs) ? packGraphs(graphs as ArchDag[], this.space) : (graphs as GraphBatch);
+    return tf.tidy(() => {
+      const fwd = this.propagate(batch, false);
+      const bwd = this.propagate(batch, true);
+      const hf = selectLast(fwd, batch);
+      return this.hg_unify.forward(tf.concat([hf, bwd[0]], 1)) as tf.Tensor2D;
+    });
+  }
+
+  /** Vertex states [n] x [B, hs] of one direction (padding vertices hold unused values). */
+  private propagate(batch: GraphBatch, reverse: boolean): tf.Tensor2D[] {
+    const { B, n, types, adj } = batch;
+    const gw = new GruWeights(reverse ? this.grue_backward : this.grue_forward);
+    const gate = (reverse ? this.gate_backward : this.gate_forward).layers[0] as Linear;
+    const mapper = (reverse ? this.mapper_backward : this.mapper_forward).layers[0] as Linear;
+    const mw = new MessageWeights(gate, mapper, n);
+    // input gates of every vertex in one matmul: [B*n, nvt] x [nvt, 3hs]
+    const oh = new Float32Array(B * n * this.nvt);
+    for (let i = 0; i < B * n; i++) oh[i * this.nvt + types[i]] = 1;
+    const gi = tf.unstack(gw.inputGates(tf.tensor2d(oh, [B * n, this.nvt])).reshape([B, n, 3 * this.hs]), 1) as tf.Tensor2D[];
+    // (sender, receiver) edge columns over the batch: edge p->v is a message v<-p forward, p<-v backward
+    const edgeCol = (from: number, to: number): Float32Array | null => {
+      const col = new Float32Array(B);
+      let any = false;
+      for (let b = 0; b < B; b++) {
+        const e = reverse ? adj[(b * n + to) * n + from] : adj[(b * n + from) * n + to];
+        col[b] = e;
+        if (e) any = true;
+      }
+      return any ? col : null;
+    };
+    const states: tf.Tensor2D[] = new Array(n);
+    const msgs: Array<tf.Tensor2D | null> = new Array(n).fill(null);
+    const order = reverse ? Array.from({ length: n }, (_, i) => n - 1 - i) : Array.from({ length: n }, (_, i) => i);
+    order.forEach((v, k) => {
+      let hIn: tf.Tensor2D | null = null;
+      if (k > 0) {
+        const terms: tf.Tensor2D[] = [];
+        const senders = reverse ? range(v + 1, n) : range(0, v);
+        for (const s of senders) {
+          const col = edgeCol(s, v);
+          if (!col) continue;
+          const m = msgs[s]!;
+          terms.push(col.every((x) => x === 1) ? m : m.mul(tf.tensor2d(col, [B, 1])));
+        }
+        if (terms.length) hIn = terms.length === 1 ? terms[0] : (tf.addN(terms) as tf.Tensor2D);
+      }
+      states[v] = gw.step(gi[v], hIn);
+      // only vertices that send to someone need their message
+      const receivers = reverse ? range(0, v) : range(v + 1, n);
+      if (receivers.some((w) => edgeCol(v, w))) msgs[v] = mw.message(states[v], v).msg;
+    });
+    return states;
+  }
+}
+
+function range(a: number, b: number): number[] {
+  const out: number[] = [];
+  for (let i = a; i < b; i++) out.push(i);
+  return out;
+}
+
+/** Each graph's state at its last vertex (sizes[b]-1), without a gather (wasm has no gather gradient). */
+function selectLast(states: tf.Tensor2D[], batch: GraphBatch): tf.Tensor2D {
+  const { B, n, sizes } = batch;
+  if (sizes.every((s) => s === n)) return states[n - 1];
+  const terms: tf.Tensor2D[] = [];
+  for (let v = 0; v < n; v++) {
+    const sel = new Float32Array(B);
+    let any = false;
+    for (let b = 0; b < B; b++) if (sizes[b] - 1 === v) ((sel[b] = 1), (any = true));
+    if (any) terms.push(states[v].mul(tf.tensor2d(sel, [B, 1])));
+  }
+  return (terms.length === 1 ? terms[0] : tf.addN(terms)) as tf.Tensor2D;
+}

@@ -7,6 +7,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+// `--out DIR` writes the note elsewhere (tests); by default it goes to <package>/build.
+const outArg = process.argv.indexOf('--out');
+const outDir = outArg > 0 && process.argv[outArg + 1] ? path.resolve(process.argv[outArg + 1]) : path.join(root, 'build');
 
 function onPath(cmd) {
   try {
@@ -39,10 +42,10 @@ else if (!hasOpenblas()) reason = 'OpenBLAS not found (install libopenblas-dev)'
 else reason = 'node-gyp could not build the addon (see the install log above)';
 
 try {
-  fs.mkdirSync(path.join(root, 'build'), { recursive: true });
-  const tmp = path.join(root, 'build', `no-addon.json.${process.pid}`);
+  fs.mkdirSync(outDir, { recursive: true });
+  const tmp = path.join(outDir, `no-addon.json.${process.pid}`);
   fs.writeFileSync(tmp, JSON.stringify({ reason, at: new Date().toISOString() }) + '\n');
-  fs.renameSync(tmp, path.join(root, 'build', 'no-addon.json'));
+  fs.renameSync(tmp, path.join(outDir, 'no-addon.json'));
 } catch {
   // best effort: the run-time loader reports a missing addon anyway
 }

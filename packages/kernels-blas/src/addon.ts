@@ -47,38 +47,42 @@ function packageRoots(): string[] {
   return [...new Set(roots)];
 }
 
-let cached: { addon: BlasAddon | null; reason?: string; file?: string } | null = null;
+export interface AddonLoad {
+  addon: BlasAddon | null;
+  reason?: string;
+  file?: string;
+}
 
-export function loadAddon(): { addon: BlasAddon | null; reason?: string; file?: string } {
-  if (cached) return cached;
-  const roots = packageRoots();
+/** Loads build/Release/kernels_blas.node from the first package root that has one (uncached). */
+export function loadAddonFrom(roots: readonly string[]): AddonLoad {
   for (const root of roots) {
     const file = path.join(root, ADDON_FILE);
     if (!fs.existsSync(file)) continue;
     try {
       const req = createRequire(import.meta.url);
-      cached = { addon: req(file) as BlasAddon, file };
-      return cached;
+      return { addon: req(file) as BlasAddon, file };
     } catch (e) {
-      cached = { addon: null, reason: `addon ${file} failed to load: ${(e as Error).message.split('\n')[0]}` };
-      return cached;
+      return { addon: null, reason: `addon ${file} failed to load: ${(e as Error).message.split('\n')[0]}` };
     }
   }
   // The install script leaves the build failure's likely cause here.
   for (const root of roots) {
     try {
       const note = JSON.parse(fs.readFileSync(path.join(root, 'build', 'no-addon.json'), 'utf8')) as { reason?: string };
-      if (note.reason) {
-        cached = { addon: null, reason: `addon not built: ${note.reason}` };
-        return cached;
-      }
+      if (note.reason) return { addon: null, reason: `addon not built: ${note.reason}` };
     } catch {
       // no note
     }
   }
-  cached = {
+  return {
     addon: null,
     reason: `addon not built (no ${ADDON_FILE}); run 'npm rebuild @metad2a/kernels-blas' with libopenblas-dev and a C compiler installed`,
   };
+}
+
+let cached: AddonLoad | null = null;
+
+export function loadAddon(): AddonLoad {
+  if (!cached) cached = loadAddonFrom(packageRoots());
   return cached;
 }

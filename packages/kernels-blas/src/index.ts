@@ -178,4 +178,4 @@ export function blasAddon(): BlasAddon | null {
 }
 
 export { resolveThreads } from './threads.js';
-export type { BlasAddon } from './addon.js';
+export { loadAddonFrom, type AddonLoad, type BlasAddon } from './addon.js';

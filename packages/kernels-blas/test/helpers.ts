@@ -65,6 +65,7 @@ export async function compare(f: () => tf.Tensor | tf.Tensor[]): Promise<number>
       throw new Error(`output ${i}: ours ${o.dtype}[${o.shape}] vs reference ${r.dtype}[${r.shape}]`);
     }
     worst = Math.max(worst, relErr(o.values, r.values));
+    if (process.env.SHOW_ERR) console.log(`relErr ${relErr(o.values, r.values).toExponential(2)} [${r.shape}]`);
   });
   return worst;
 }

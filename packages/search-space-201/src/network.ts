@@ -90,6 +90,25 @@ export class ReLUConvBN extends Module {
   }
 }
 
+/**
+ * AvgPool2d(3, stride 1, padding 1, count_include_pad=False). Not tf.avgPool(x, 3, 1, 'same'):
+ * its forward excludes the padding from the mean but tfjs 4.22's AvgPoolGrad (cpu) divides every
+ * window by 9, so its gradient is wrong at the border. Summing over a zero-padded 'valid' window
+ * and dividing by the count of in-image taps has consistent gradients.
+ */
+export function avgPool3x3(x: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [, h, w] = x.shape;
+    const sums = tf.avgPool(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), 3, 1, 'valid').mul(9);
+    const counts = new Float32Array(h * w);
+    for (let i = 0; i < h; i++) {
+      const ri = (i > 0 ? 1 : 0) + 1 + (i < h - 1 ? 1 : 0);
+      for (let j = 0; j < w; j++) counts[i * w + j] = ri * ((j > 0 ? 1 : 0) + 1 + (j < w - 1 ? 1 : 0));
+    }
+    return sums.div(tf.tensor4d(counts, [1, h, w, 1])) as tf.Tensor4D;
+  });
+}
+
 /** An op without parameters (skip, pool, none) still takes its slot in `layers` so indices match PyTorch. */
 class NoParams extends Module {}
 
@@ -131,7 +150,7 @@ export class Nb201Cell extends Module {
         let y: tf.Tensor4D | null;
         if (op === 'none') y = null;
         else if (op === 'skip_connect') y = src;
-        else if (op === 'avg_pool_3x3') y = tf.avgPool(src, 3, 1, 'same'); // tf excludes padding from the mean, like count_include_pad=False
+        else if (op === 'avg_pool_3x3') y = avgPool3x3(src);
         else y = layer!.forward(src, training);
         if (y) acc = acc ? (tf.add(acc, y) as tf.Tensor4D) : y;
       });

@@ -31,7 +31,17 @@ export interface CheckpointManifest {
   sha256: string;
   tensors: CheckpointTensor[];
   /** Caller's JSON metadata: model config, epoch, optimizer state names, ... */
-  meta: Record<string, unknown>;
+  meta: CheckpointMeta;
+}
+
+/** Metadata conventions (all optional, any other JSON is kept as is). */
+export interface CheckpointMeta {
+  /** The model's constructor options, enough to rebuild it before loading. */
+  config?: unknown;
+  epoch?: number;
+  /** Names of the optimizer-state tensors stored beside the parameters (see optimizerStateDict). */
+  optimizerState?: string[];
+  [key: string]: unknown;
 }
 
 function toState(source: Module | StateDict): StateDict {
@@ -42,7 +52,7 @@ function toState(source: Module | StateDict): StateDict {
  * Save a module's parameters (or any StateDict, e.g. parameters plus optimizer slots) with JSON
  * metadata. `file` is the manifest path (conventionally ending in .json). Returns the manifest.
  */
-export function saveCheckpoint(file: string, source: Module | StateDict, meta: Record<string, unknown> = {}): CheckpointManifest {
+export function saveCheckpoint(file: string, source: Module | StateDict, meta: CheckpointMeta = {}): CheckpointManifest {
   const state = toState(source);
   const tensors: CheckpointTensor[] = [];
   const chunks: Uint8Array[] = [];
@@ -58,7 +68,7 @@ export function saveCheckpoint(file: string, source: Module | StateDict, meta: R
     offset += bytes.byteLength;
   }
   const sha256 = hash.digest('hex');
-  const metaJson = JSON.parse(JSON.stringify(meta ?? {})) as Record<string, unknown>;
+  const metaJson = JSON.parse(JSON.stringify(meta ?? {})) as CheckpointMeta;
   const stem = path.basename(file).replace(/\.json$/i, '');
   const blob = `${stem}.${sha256.slice(0, 16)}.bin`;
   const dir = path.dirname(file);
@@ -83,7 +93,7 @@ function previousBlob(file: string): string | null {
 }
 
 /** Read a checkpoint written by saveCheckpoint; every inconsistency is an InputError naming the file. */
-export function loadCheckpoint(file: string): { state: StateDict; meta: Record<string, unknown>; manifest: CheckpointManifest } {
+export function loadCheckpoint(file: string): { state: StateDict; meta: CheckpointMeta; manifest: CheckpointManifest } {
   const fail = (problem: string, field?: string, hint?: string): never => {
     throw new InputError({ file, field }, problem, hint);
   };
@@ -136,7 +146,7 @@ export function loadCheckpoint(file: string): { state: StateDict; meta: Record<s
     if (offset + 4 * n > raw.length) return fail(`shape [${shape}] at byte ${offset} needs ${4 * n} bytes but the blob has ${raw.length}`, field, 'shape and blob disagree');
     state.set(name, { shape: [...(shape as number[])], data: new Float32Array(aligned, offset, n) });
   });
-  return { state, meta: meta as Record<string, unknown>, manifest: m as unknown as CheckpointManifest };
+  return { state, meta: meta as CheckpointMeta, manifest: m as unknown as CheckpointManifest };
 }
 
 // ---------------------------------------------------------------------------------------------

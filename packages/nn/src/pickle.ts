@@ -411,7 +411,9 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
     }
   } catch (e) {
     if (e instanceof InputError) throw e;
-    const msg = e instanceof Fail ? e.message : `${(e as Error).name}: ${(e as Error).message}`;
+    const err = e as Error;
+    // Handlers report with plain Errors; anything else (a RangeError, ...) keeps its name as a clue.
+    const msg = e instanceof Fail || err.name === 'Error' ? err.message : `${err.name}: ${err.message}`;
     throw new InputError({ file: options.file }, `pickle opcode 0x${op.toString(16).padStart(2, '0')} at byte ${opStart}: ${msg}`, 'the pickle is truncated, corrupted or uses a feature this reader does not support');
   }
 }

@@ -23,6 +23,8 @@ const STORAGE_TYPES: Record<string, { dtype: TorchDtype; bytes: number }> = {
   CharStorage: { dtype: 'int8', bytes: 1 },
   ByteStorage: { dtype: 'uint8', bytes: 1 },
   BoolStorage: { dtype: 'bool', bytes: 1 },
+  // torch >= 2 may reference raw byte storages.
+  UntypedStorage: { dtype: 'uint8', bytes: 1 },
 };
 
 /** A storage referenced by the pickle; its bytes are read from the archive on first use. */

@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '@metad2a/core';
-import { PyObject, importTorchStateDict, pyAttributes, readF32Bundle, readTorchFile, unpickle } from '../src/index.js';
+import { GRUCell, PyObject, ZipReader, importTorchStateDict, initBackend, pyAttributes, readF32Bundle, readTorchFile, selectPrefix, unpickle } from '../src/index.js';
 import { ORIGINAL_CKPT, PARITY_MANIFEST, TINY_PT } from './helpers.js';
 
 let tmp: string;
@@ -136,6 +137,50 @@ describe('damaged .pt files give clear errors naming the file and the problem', 
     });
     const e = errorOf(() => importTorchStateDict(f));
     expect(e.message).toMatch(/missing\.pt, field 'archive\/data\/9\d*': storage '9\d*' referenced by archive\/data\.pkl is missing from the archive/);
+  });
+});
+
+/** tiny.pt with bytes of one stored member replaced (same length) and its CRC-32 fixed, so the damage is semantic. */
+function patchedTiny(name: string, member: string, from: number[] | string, to: number[] | string): string {
+  const b = Buffer.from(fs.readFileSync(TINY_PT));
+  const ent = new ZipReader(b, TINY_PT).entries.get(member)!;
+  const start = ent.localHeaderOffset + 30 + b.readUInt16LE(ent.localHeaderOffset + 26) + b.readUInt16LE(ent.localHeaderOffset + 28);
+  const data = b.subarray(start, start + ent.size);
+  const at = data.indexOf(Buffer.from(from as never));
+  expect(at).toBeGreaterThanOrEqual(0);
+  Buffer.from(to as never).copy(data, at);
+  const crc = zlib.crc32(data) >>> 0;
+  b.writeUInt32LE(crc, ent.localHeaderOffset + 14);
+  const cd = b.indexOf(Buffer.concat([Buffer.from([0x50, 0x4b, 0x01, 0x02])]), start);
+  for (let p = cd; p >= 0; p = b.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]), p + 4)) {
+    if (b.toString('utf8', p + 46, p + 46 + b.readUInt16LE(p + 28)) === member) b.writeUInt32LE(crc, p + 16);
+  }
+  const out = path.join(tmp, name);
+  fs.writeFileSync(out, b);
+  return out;
+}
+
+describe('semantically damaged .pt files (valid zip, bad content)', () => {
+  it('a tensor view larger than its storage names the tensor', () => {
+    // lin.weight's size (3, 4) -> (3, 5): BINPERSID, K 0, K 3, K 4, TUPLE2
+    const f = patchedTiny('view.pt', 'archive/data.pkl', [0x51, 0x4b, 0x00, 0x4b, 0x03, 0x4b, 0x04, 0x86], [0x51, 0x4b, 0x00, 0x4b, 0x03, 0x4b, 0x05, 0x86]);
+    expect(() => importTorchStateDict(f)).toThrow(/view\.pt, field 'lin\.weight': tensor view \(offset 0, shape \[3,5\], stride \[4,1\]\) reads outside its storage '0' of 12 elements/);
+  });
+
+  it('a storage with fewer bytes than the pickle claims, and an unknown storage type', () => {
+    // storage '0' claims 13 elements (K 12 -> K 13) but holds 48 bytes
+    const f = patchedTiny('numel.pt', 'archive/data.pkl', [0x63, 0x70, 0x75, 0x71, 0x09, 0x4b, 0x0c], [0x63, 0x70, 0x75, 0x71, 0x09, 0x4b, 0x0d]);
+    expect(() => importTorchStateDict(f)).toThrow(/numel\.pt, field 'archive\/data\/0': storage '0' has 48 bytes, expected 13 x 4 = 52/);
+    const g = patchedTiny('type.pt', 'archive/data.pkl', 'FloatStorage', 'FloatStorag3');
+    expect(() => importTorchStateDict(g)).toThrow(/type\.pt \(archive\/data\.pkl\): pickle opcode 0x51 at byte \d+: unsupported storage type torch\.FloatStorag3/);
+  });
+
+  it('loading an imported state into a module of another size names the parameter and the file', async () => {
+    await initBackend({ quiet: true });
+    const sd = importTorchStateDict(ORIGINAL_CKPT);
+    const cell = new GRUCell(7, 64);
+    expect(() => cell.loadStateDict(selectPrefix(sd, 'grue_forward.'), { source: ORIGINAL_CKPT })).toThrow(/parameter 'weight_ih' from .*generator_ckpt_400\.pt: expected shape \[192, 7\], got \[168, 7\]/);
+    cell.dispose();
   });
 });
 

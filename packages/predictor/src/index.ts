@@ -1,1 +1,1 @@
-export const PACKAGE = '@metad2a/predictor';
+export * from './predictor.js';

@@ -160,9 +160,9 @@ export class GRUCell extends Module {
     return tf.tidy(() => tf.matMul(x, this.weightIh as tf.Tensor2D, false, true).add(this.biasIh) as tf.Tensor2D);
   }
 
-  /** x: [B, in], h: [B, hidden] -> [B, hidden]. */
-  forward(x: tf.Tensor2D, h: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy(() => this.forwardFromInputGates(this.inputGates(x), h));
+  /** x: [B, in], h: [B, hidden] (zeros when omitted, as in PyTorch) -> [B, hidden]. */
+  forward(x: tf.Tensor2D, h?: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => this.forwardFromInputGates(this.inputGates(x), h ?? (tf.zeros([x.shape[0], this.hiddenSize]) as tf.Tensor2D)));
   }
 
   /** The cell given precomputed input gates gi = W_ih x + b_ih ([B, 3h]). */

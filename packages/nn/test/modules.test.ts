@@ -86,6 +86,8 @@ describe('GRUCell against the parity fixture', () => {
     const ref = gruRef(x, new Float64Array(B * H), B, I, H, weights('grud'));
     const y = tf.tidy(() => cell.forward(tf.tensor2d(x, [B, I]), tf.zeros([B, H]) as tf.Tensor2D).dataSync());
     expect(maxAbsDiff(y, ref)).toBeLessThan(1e-5);
+    const y0 = tf.tidy(() => cell.forward(tf.tensor2d(x, [B, I])).dataSync()); // h omitted = zeros
+    expect(maxAbsDiff(y0, ref)).toBeLessThan(1e-5);
     cell.dispose();
   });
 });

@@ -172,7 +172,7 @@ export async function readDatabase(file: string, options: ReadDatabaseOptions = 
     parser.on('data', (fields: string[]) => {
       line++;
       try {
-        if (fields.length === 1 && fields[0] === '') return;
+        if (fields.length === 0 || (fields.length === 1 && fields[0] === '')) return;
         if (!header) {
           header = fields.map((f) => f.trim());
           const missing = DB_COLUMNS.filter((c) => !header!.includes(c));

@@ -107,7 +107,7 @@ export async function readFeaturesCsv(file: string, options: FeatureFileOptions 
       const line = lineOf(row);
       row++;
       try {
-        if (fields.length === 1 && fields[0] === '') return; // blank line
+        if (fields.length === 0 || (fields.length === 1 && fields[0] === '')) return; // blank line
         if (dims < 0) {
           const featureCells = fields.filter((_, i) => i !== 0);
           const isHeader = !headerSeen && featureCells.some((c) => !NUMBER.test(c));

@@ -52,7 +52,15 @@ export class BatchNorm2d extends Module {
     this.runningVar = this.addParameter('running_var', [channels], new Float32Array(channels).fill(1), false);
   }
   forward(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    if (!training) return tf.batchNorm4d(x, this.runningMean as tf.Tensor1D, this.runningVar as tf.Tensor1D, this.bias as tf.Tensor1D, this.weight as tf.Tensor1D, this.eps);
+    // y = x * s + t with per-channel s = weight / sqrt(var + eps), t = bias - mean * s. Same values
+    // as tf.batchNorm4d, but its gradient (FusedBatchNorm) tiles a [C] tensor to x's full shape,
+    // which took over a third of a training step on wasm; broadcasting avoids that.
+    if (!training) {
+      return tf.tidy(() => {
+        const s = this.weight.mul(tf.rsqrt(this.runningVar.add(this.eps)));
+        return x.mul(s).add(this.bias.sub(this.runningMean.mul(s))) as tf.Tensor4D;
+      });
+    }
     const { mean, variance } = tf.moments(x, [0, 1, 2]);
     const n = x.size / this.channels;
     // PyTorch normalises with the biased variance and tracks the unbiased one. assign() is not
@@ -63,7 +71,8 @@ export class BatchNorm2d extends Module {
       const unbiased = variance.mul(n > 1 ? n / (n - 1) : 1);
       this.runningVar.assign(this.runningVar.mul(1 - m).add(unbiased.mul(m)));
     });
-    return tf.batchNorm4d(x, mean as tf.Tensor1D, variance as tf.Tensor1D, this.bias as tf.Tensor1D, this.weight as tf.Tensor1D, this.eps);
+    const s = this.weight.mul(tf.rsqrt(variance.add(this.eps)));
+    return x.mul(s).add(this.bias.sub(mean.mul(s))) as tf.Tensor4D;
   }
 }
 

@@ -122,7 +122,7 @@ describe('building blocks', () => {
     expect(y[1][0][2][2]).toBeCloseTo(s / 6, 5);
     // The function is linear, so a central difference is exact up to float32 rounding.
     const d = randomInput([2, 5, 5, 3], 23);
-    const analytic = tf.sum(tf.grad(f)(x).mul(d)).dataSync()[0];
+    const analytic = tf.sum(tf.grad((a: tf.Tensor) => f(a as tf.Tensor4D))(x).mul(d)).dataSync()[0];
     const e = 0.5;
     const numeric = (f(x.add(d.mul(e)) as tf.Tensor4D).dataSync()[0] - f(x.sub(d.mul(e)) as tf.Tensor4D).dataSync()[0]) / (2 * e);
     expect(Math.abs(analytic - numeric)).toBeLessThan(1e-3 * Math.max(1, Math.abs(numeric)));

@@ -109,7 +109,7 @@ export class FeatureStore {
       throw new InputError(
         { file: mpath, field: 'extractor' },
         `features were made by '${m.extractor}', but '${options.extractor}' is expected`,
-        `re-encode the dataset with the expected extractor${parseExtractorId(options.extractor) ? ` (input size ${parseExtractorId(options.extractor)!.inputSize})` : ''}`,
+        `re-encode the dataset with '${options.extractor}'${parseExtractorId(options.extractor) ? `, input size ${parseExtractorId(options.extractor)!.inputSize}` : ''}`,
       );
     }
     if (options.dims !== undefined && options.dims !== m.dims) throw new InputError({ file: mpath, field: 'dims' }, `features have ${m.dims} dims, ${options.dims} expected`);

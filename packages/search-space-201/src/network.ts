@@ -148,6 +148,11 @@ export class Nb201Cell extends Module {
     this.live = NB201_EDGES.map((e) => matters[e.to]);
   }
 
+  /** Indices of edges that cannot reach the cell output (their parameters never get a gradient). */
+  deadEdges(): number[] {
+    return this.live.flatMap((l, k) => (l ? [] : [k]));
+  }
+
   forward(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
     const nodes: tf.Tensor4D[] = [x];
     for (let to = 1; to <= 3; to++) {
@@ -224,7 +229,7 @@ export interface Nb201NetworkOptions extends Partial<Nb201NetConfig> {
 export class Nb201Network extends Module {
   readonly config: Nb201NetConfig;
   private readonly stem: StemSeq;
-  private readonly blocks: Array<Nb201Cell | ResNetReduction> = [];
+  private readonly namedBlocks: Array<[string, Nb201Cell | ResNetReduction]> = [];
   private readonly lastact: LastAct;
   readonly classifier: Linear;
 
@@ -243,24 +248,43 @@ export class Nb201Network extends Module {
     let idx = 0;
     for (let stage = 0; stage < 3; stage++) {
       if (stage > 0) {
-        this.blocks.push(this.addModule(`cells.${idx++}`, new ResNetReduction(c, c * 2, rng)));
+        this.addBlock(`cells.${idx++}`, new ResNetReduction(c, c * 2, rng));
         c *= 2;
       }
-      for (let i = 0; i < N; i++) this.blocks.push(this.addModule(`cells.${idx++}`, new Nb201Cell(arch, c, rng)));
+      for (let i = 0; i < N; i++) this.addBlock(`cells.${idx++}`, new Nb201Cell(arch, c, rng));
     }
     this.lastact = this.addModule('lastact', new LastAct(c));
     this.classifier = this.addModule('classifier', new Linear(c, numClasses, { rng }));
+  }
+
+  private addBlock(name: string, block: Nb201Cell | ResNetReduction): void {
+    this.namedBlocks.push([name, this.addModule(name, block)]);
   }
 
   /** x: [B, H, W, inChannels] -> logits [B, numClasses]. `training` selects batch vs running BN statistics. */
   forward(x: tf.Tensor4D, training: boolean): tf.Tensor2D {
     return tf.tidy(() => {
       let h = this.stem.bn.forward(this.stem.conv.forward(x), training);
-      for (const b of this.blocks) h = b.forward(h, training);
+      for (const [, b] of this.namedBlocks) h = b.forward(h, training);
       h = tf.relu(this.lastact.bn.forward(h, training));
       const pooled = tf.mean(h, [1, 2]) as tf.Tensor2D;
       return this.classifier.forward(pooled) as tf.Tensor2D;
     });
+  }
+
+  /**
+   * Trainable parameters that influence the logits: all of them except those on cell edges that
+   * cannot reach the cell output. Those exist (NB201 builds and counts them) but, as in PyTorch,
+   * never receive a gradient; tf.variableGrads leaves them out of its result, so optimise this list.
+   */
+  liveParameters(): tf.Variable[] {
+    const dead: string[] = [];
+    this.namedBlocks.forEach(([name, b]) => {
+      if (b instanceof Nb201Cell) for (const k of b.deadEdges()) dead.push(`${name}.layers.${k}.`);
+    });
+    return this.namedParameters()
+      .filter(([n, v]) => v.trainable && !dead.some((p) => n.startsWith(p)))
+      .map(([, v]) => v);
   }
 
   /** Trainable parameters: NB201's "params" (BN running statistics excluded). */

@@ -74,6 +74,7 @@ describe('Nb201Network', () => {
       const missing = vars.filter((v) => !grads[v.name]).map((v) => names.get(v.name)!);
       expect(missing.every((n) => /^cells\.(0|2|4)\.layers\.(0|2)\.op\./.test(n)), missing.join(',')).toBe(true);
       expect(missing.length).toBe(s === BEST ? 0 : 3 * 2 * 3);
+      expect(net.liveParameters().map((v) => v.name)).toEqual(withGrad.map((v) => v.name));
       expect(tf.sum(tf.abs(grads[withGrad[0].name])).dataSync()[0]).toBeGreaterThan(0);
       const before = value.dataSync()[0];
       const opt = tf.train.sgd(0.1);

@@ -133,7 +133,8 @@ function trainStep(
     }, vars);
     const loss = value.dataSync()[0];
     value.dispose();
-    opt.step(new Map(vars.map((v) => [v, grads[v.name]])), lr);
+    // Weights on cell edges that cannot reach the output get no gradient (as in PyTorch): skip them.
+    opt.step(new Map(vars.filter((v) => grads[v.name] !== undefined).map((v) => [v, grads[v.name]])), lr);
     for (const g of Object.values(grads)) g.dispose();
     const p = (predicted as unknown as tf.Tensor).dataSync();
     let hits = 0;

@@ -117,6 +117,11 @@ export function runSearch<A>(opts: SearchOptions<A>): SearchResult<A> {
 
 /** Mean score over `repeats` dataset samples; the first sample is the one generation used. */
 export function scoreAveraged(scorer: CandidateScorer, sampleDataset: DatasetSampler, rng: Rng, first: DatasetSample, dags: ArchDag[], repeats: number): Float32Array {
+  if (scorer.scoreMean) {
+    const samples = [first];
+    for (let r = 1; r < repeats; r++) samples.push(sampleDataset(rng));
+    return scorer.scoreMean(samples, dags);
+  }
   const total = new Float32Array(dags.length);
   for (let r = 0; r < repeats; r++) {
     const ds = r === 0 ? first : sampleDataset(rng);

@@ -20,6 +20,8 @@ export interface CandidateGenerator {
 /** Something that scores graphs for a dataset, higher is better: the meta-trained predictor, or a heuristic. */
 export interface CandidateScorer {
   score(dataset: DatasetSample, dags: ArchDag[]): Float32Array;
+  /** Mean score over several samples of one dataset, where the scorer can share work across them. */
+  scoreMean?(datasets: DatasetSample[], dags: ArchDag[]): Float32Array;
 }
 
 /** Cost figures of an architecture used for constraints and reports. */

@@ -1,16 +1,13 @@
-import fs from 'node:fs';
-import { parseStream } from 'fast-csv';
-import { ConfigError, InputError } from '@metad2a/core';
+// The only place data-pipeline touches a search space: the benchmark table's loader and cell
+// strings come from @metad2a/search-space-201 so there is one parser of nats_bench.csv.
+import { ConfigError } from '@metad2a/core';
+import { loadNb201Table, type Nb201Table } from '@metad2a/search-space-201';
 import type { MetaRecord } from './database.js';
 
 /** Datasets of the NB201 table whose images we can read (ImageNet16-120 has none here). */
 export const NB201_IMPORTABLE = ['cifar10', 'cifar100'] as const;
 export type Nb201ImportDataset = (typeof NB201_IMPORTABLE)[number];
 
-const COLUMN: Record<Nb201ImportDataset, string> = {
-  cifar10: 'CIFAR10TestAccuracy200Epochs',
-  cifar100: 'CIFAR100TestAccuracy200Epochs',
-};
 const NUM_CLASSES: Record<Nb201ImportDataset, number> = { cifar10: 10, cifar100: 100 };
 
 /** Recipe id of the imported numbers: NB201's 200-epoch schedule, test accuracy, mean over its seeds. */
@@ -22,59 +19,27 @@ export interface ImportNb201Options {
   time?: string;
 }
 
-const CELL = /^\|[a-z_0-9]+~0\|\+\|[a-z_0-9]+~0\|[a-z_0-9]+~1\|\+\|[a-z_0-9]+~0\|[a-z_0-9]+~1\|[a-z_0-9]+~2\|$/;
-
 /**
- * The NAS-Bench-201 table (nats_bench.csv: CIFAR10/CIFAR100/ImageNet test accuracy after 200
- * epochs, ArchitectureString, UniqueString) as database records of whole-dataset tasks
- * ('cifar10-all' with classes 0..9, 'cifar100-all' with 0..99), search space 'nb201', seed null
- * (the table holds means over seeds). Use them as meta-test ground truth.
+ * The NAS-Bench-201 table (nats_bench.csv, 200-epoch test accuracy) as database records of
+ * whole-dataset tasks: 'cifar10-all' with classes 0..9 and 'cifar100-all' with 0..99, search space
+ * 'nb201', recipe NB201_RECIPE, seed null (the table holds means over seeds), in the table's
+ * official index order. Use them as meta-test ground truth.
+ * `table`: a loaded table, a path to nats_bench.csv, or undefined for the default location.
  */
-export async function importNb201Table(file: string, options: ImportNb201Options = {}): Promise<MetaRecord[]> {
+export async function importNb201Table(table?: Nb201Table | string, options: ImportNb201Options = {}): Promise<MetaRecord[]> {
   const datasets = options.datasets ?? NB201_IMPORTABLE;
-  for (const d of datasets) if (!(d in COLUMN)) throw new ConfigError('datasets', `'${d}'`, `one of ${NB201_IMPORTABLE.join(', ')} (datasets whose images are available)`);
-  if (!fs.existsSync(file)) throw new InputError({ file }, 'NAS-Bench-201 table not found');
+  for (const d of datasets) {
+    if (!(NB201_IMPORTABLE as readonly string[]).includes(d)) throw new ConfigError('datasets', `'${d}'`, `one of ${NB201_IMPORTABLE.join(', ')} (datasets whose images are available)`);
+  }
+  const t = typeof table === 'object' ? table : await loadNb201Table(table, { epoch12Path: null });
   const time = options.time ?? new Date().toISOString();
   const out: MetaRecord[] = [];
-  let line = 0;
-  let cols: Record<string, number> | null = null;
-  await new Promise<void>((resolve, reject) => {
-    const stream = fs.createReadStream(file);
-    const parser = parseStream(stream, { headers: false, ignoreEmpty: true, trim: true });
-    parser.on('error', (e: Error) => reject(new InputError({ file, line: line + 1 }, `CSV syntax error: ${e.message}`)));
-    parser.on('data', (f: string[]) => {
-      line++;
-      try {
-        if (!cols) {
-          cols = Object.fromEntries(f.map((name, i) => [name, i]));
-          for (const need of ['ArchitectureString', ...datasets.map((d) => COLUMN[d])]) {
-            if (!(need in cols)) throw new InputError({ file, line, field: need }, 'missing column', 'expected the nats_bench.csv layout');
-          }
-          return;
-        }
-        const arch = f[cols.ArchitectureString];
-        if (!CELL.test(arch)) throw new InputError({ file, line, field: 'ArchitectureString' }, `'${arch}' is not an NB201 cell string`);
-        for (const d of datasets) {
-          const acc = Number(f[cols[COLUMN[d]]]);
-          if (!Number.isFinite(acc) || acc < 0 || acc > 100) throw new InputError({ file, line, field: COLUMN[d] }, `'${f[cols[COLUMN[d]]]}' is not an accuracy in percent`);
-          out.push({
-            taskId: `${d}-all`,
-            dataset: d,
-            classes: Array.from({ length: NUM_CLASSES[d] }, (_, i) => i),
-            searchSpace: 'nb201',
-            arch,
-            accuracy: acc,
-            recipe: NB201_RECIPE,
-            seed: null,
-            time,
-          });
-        }
-      } catch (e) {
-        stream.destroy();
-        reject(e);
-      }
-    });
-    parser.on('end', () => resolve());
-  });
+  for (const d of datasets) {
+    const col = t.column({ dataset: d, split: 'test', epochs: 200 });
+    const classes = Array.from({ length: NUM_CLASSES[d] }, (_, i) => i);
+    for (let i = 0; i < t.size; i++) {
+      out.push({ taskId: `${d}-all`, dataset: d, classes: [...classes], searchSpace: 'nb201', arch: t.strings[i], accuracy: col[i], recipe: NB201_RECIPE, seed: null, time });
+    }
+  }
   return out;
 }

@@ -391,3 +391,37 @@ export async function encodeDataset(dataset: ImageDataset | FeatureDataset, opti
   fs.rmSync(partial, { recursive: true, force: true });
   return FeatureStore.open(mpath, { extractor });
 }
+
+export interface EnsureStoreOptions extends Omit<EncodeOptions, 'out' | 'resume'> {
+  /** Folder of cached stores (default <defaultCacheDir()>/features). */
+  dir: string;
+}
+
+/**
+ * The feature store of (dataset files as they are now, extractor, selection), encoded on first use
+ * and reused afterwards: the store's name hashes the source files' paths, sizes and mtimes, the
+ * extractor id and the selection, so an edited dataset or another extractor gets a new store.
+ */
+export async function ensureFeatureStore(dataset: ImageDataset | FeatureDataset, options: EnsureStoreOptions): Promise<FeatureStore> {
+  const extractor = dataset.kind === 'features' ? (dataset.extractor ?? options.extractorId ?? `external:${dataset.name}`) : options.extractor?.id;
+  if (!extractor) throw new ConfigError('extractor', 'an image dataset needs a feature extractor', 'loadMobileNetExtractor()');
+  const files = dataset.source.map((f) => {
+    const st = fs.statSync(f);
+    return [path.resolve(f), st.size, Math.round(st.mtimeMs)];
+  });
+  const key = crypto
+    .createHash('sha256')
+    .update(JSON.stringify({ kind: dataset.kind, files, extractor, perClass: options.perClass ?? null, seed: options.seed ?? 0, split: options.split ?? null }))
+    .digest('hex')
+    .slice(0, 16);
+  const safe = (s: string) => s.replace(/[^\w.@-]+/g, '_');
+  const out = path.join(options.dir, `${safe(dataset.name)}-${safe(extractor)}-${key}.json`);
+  if (fs.existsSync(out)) {
+    try {
+      return FeatureStore.open(out, { extractor });
+    } catch {
+      // damaged cache entry: rebuild it below
+    }
+  }
+  return encodeDataset(dataset, { ...options, out, resume: true });
+}

@@ -167,3 +167,25 @@ describe('feature store from images', () => {
     fx.dispose();
   });
 });
+
+describe('ensureFeatureStore (cache)', () => {
+  test('encodes once, reuses after, and re-encodes when the selection or the file changes', async () => {
+    const { ensureFeatureStore } = await import('../src/index.js');
+    const ds = await taggedFeatures([12, 12]);
+    const dir = tmpDir('cache');
+    let calls = 0;
+    const a = await ensureFeatureStore(ds, { dir, perClass: 10, onProgress: () => calls++ });
+    expect(calls).toBeGreaterThan(0);
+    calls = 0;
+    const b = await ensureFeatureStore(ds, { dir, perClass: 10, onProgress: () => calls++ });
+    expect([calls, b.manifestPath]).toEqual([0, a.manifestPath]);
+    const c = await ensureFeatureStore(ds, { dir, perClass: 5 });
+    expect(c.manifestPath).not.toBe(a.manifestPath);
+    fs.appendFileSync(ds.source[0], 'c0,999,0,-1\n');
+    const ds2 = await readFeaturesCsv(ds.source[0]);
+    const d = await ensureFeatureStore(ds2, { dir, perClass: 10 });
+    expect(d.manifestPath).not.toBe(a.manifestPath);
+    expect(path.basename(a.manifestPath)).toMatch(/^tagged-tagged@1-[0-9a-f]{16}\.json$/);
+    for (const s of [a, b, c, d]) s.close();
+  });
+});

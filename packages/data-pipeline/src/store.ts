@@ -5,7 +5,7 @@ import { ConfigError, InputError, Rng, writeChunksAtomic, writeFileAtomic } from
 import type { ImageDataset } from './datasets.js';
 import type { FeatureDataset } from './features-file.js';
 import type { FeatureExtractor, ProgressFn } from './extractor.js';
-import { parseExtractorId } from './extractor.js';
+import { defaultCacheDir, parseExtractorId } from './extractor.js';
 
 export const STORE_FORMAT = 'metad2a-feature-store';
 export const STORE_VERSION = 1;
@@ -393,8 +393,8 @@ export async function encodeDataset(dataset: ImageDataset | FeatureDataset, opti
 }
 
 export interface EnsureStoreOptions extends Omit<EncodeOptions, 'out' | 'resume'> {
-  /** Folder of cached stores (default <defaultCacheDir()>/features). */
-  dir: string;
+  /** Folder of cached stores (default <defaultCacheDir()>/features, i.e. ~/.cache/metad2a/features). */
+  dir?: string;
 }
 
 /**
@@ -415,7 +415,7 @@ export async function ensureFeatureStore(dataset: ImageDataset | FeatureDataset,
     .digest('hex')
     .slice(0, 16);
   const safe = (s: string) => s.replace(/[^\w.@-]+/g, '_');
-  const out = path.join(options.dir, `${safe(dataset.name)}-${safe(extractor)}-${key}.json`);
+  const out = path.join(options.dir ?? path.join(defaultCacheDir(), 'features'), `${safe(dataset.name)}-${safe(extractor)}-${key}.json`);
   if (fs.existsSync(out)) {
     try {
       return FeatureStore.open(out, { extractor });

@@ -3,6 +3,7 @@ import http from 'node:http';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { beforeAll, describe, expect, test } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@metad2a/nn';
 import {
   extractorId,
@@ -10,6 +11,7 @@ import {
   openCifarBinary,
   parseExtractorId,
   pruneTopology,
+  resizeRgb,
   type FeatureExtractor,
   type RgbImage,
 } from '../src/index.js';
@@ -89,11 +91,38 @@ describe('MobileNet v1 feature extractor', () => {
     const accFeat = nearestCentroid(f, 1024, labels, support, query);
     expect(accFeat).toBeGreaterThanOrEqual(0.65);
     expect(accFeat - accRaw).toBeGreaterThanOrEqual(0.2);
-    // batching does not change a row
+    // batching does not change a row, and embedding leaves no tensors behind
+    const before = tf.memory().numTensors;
     const one = await fx.embed([images[25]]);
+    expect(tf.memory().numTensors).toBe(before);
     let diff = 0;
     for (let k = 0; k < 1024; k++) diff = Math.max(diff, Math.abs(one[k] - f[25 * 1024 + k]));
     expect(diff).toBeLessThan(1e-4);
+  });
+
+  test('same features as the whole model loaded the README way (zeros for the missing shard, then cut)', async () => {
+    // Independent loading path, as in ../shared/data/mobilenet-v1-imagenet/README.md.
+    const mj = JSON.parse(fs.readFileSync(path.join(MOBILENET, 'model.json'), 'utf8'));
+    mj.modelTopology.model_config.config.layers[0].config.batch_input_shape = [null, null, null, 3];
+    const specs: tf.io.WeightsManifestEntry[] = [];
+    const parts: Buffer[] = [];
+    for (const g of mj.weightsManifest) {
+      const bytes = g.weights.reduce((s: number, w: { shape: number[] }) => s + 4 * w.shape.reduce((a, b) => a * b, 1), 0);
+      const p = path.join(MOBILENET, g.paths[0]);
+      parts.push(fs.existsSync(p) ? fs.readFileSync(p) : Buffer.alloc(bytes));
+      specs.push(...g.weights);
+    }
+    const all = Buffer.concat(parts);
+    const m = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: mj.modelTopology, weightSpecs: specs, weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) }));
+    const cut = tf.model({ inputs: m.inputs, outputs: m.getLayer('conv_pw_12_relu').output as tf.SymbolicTensor });
+    const imgs = [images[3], images[30]].map((im) => resizeRgb(im, 96));
+    const x = tf.tensor4d(Float32Array.from(imgs.flatMap((im) => Array.from(im.data))), [2, 96, 96, 3]).div(127.5).sub(1);
+    const ref = await ((cut.predict(x) as tf.Tensor4D).mean([1, 2]) as tf.Tensor).data();
+    const ours = await fx.embed(imgs);
+    let diff = 0;
+    for (let i = 0; i < ours.length; i++) diff = Math.max(diff, Math.abs(ours[i] - ref[i]));
+    expect(diff).toBeLessThan(1e-4);
+    m.dispose();
   });
 
   test('a missing shard that the cut network needs is an error naming the file and weights', async () => {

@@ -1,0 +1,5 @@
+export * from './config.js';
+export * from './plateau.js';
+export * from './data.js';
+export * from './train.js';
+export * from './run.js';

@@ -1,0 +1,384 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { ConfigError, InputError, Rng, kendall, pearson, spearman, writeFileAtomic, type SearchSpace } from '@metad2a/core';
+import { loadCheckpoint, loadOptimizerState, optimizerStateDict, saveCheckpoint, type Module, type StateDict } from '@metad2a/nn';
+import { Generator } from '@metad2a/dag-vae';
+import { Predictor } from '@metad2a/predictor';
+import { nb201Space } from '@metad2a/search-space-201';
+import { RESUMABLE_CHANGES, firstDifference, type MetaTrainConfig, type ModelKind } from './config.js';
+import { assembleBatch, loadMetaData, type Example, type MetaData } from './data.js';
+import { ReduceLROnPlateau, type PlateauState } from './plateau.js';
+
+/** One line of the JSONL log per finished epoch. */
+export interface EpochLog {
+  type: 'epoch';
+  epoch: number;
+  /** Learning rate used during this epoch. */
+  lr: number;
+  /** Epoch mean of the per-batch loss divided by the batch size (what the scheduler steps on). */
+  trainLoss: number;
+  /** Validation loss per task (summed loss / number of validation tasks), eval mode. */
+  validLoss: number;
+  trainRecon?: number;
+  trainKld?: number;
+  validRecon?: number;
+  validKld?: number;
+  pearson?: number;
+  spearman?: number;
+  kendall?: number;
+  /** Predictor: this epoch set a new best validation correlation (ckpt_max_corr was written). */
+  best?: boolean;
+  seconds: number;
+  time: string;
+}
+
+export interface StartInfo {
+  config: MetaTrainConfig;
+  resumedFrom: number | null;
+  train: number;
+  valid: number;
+  records: number;
+  parameters: number;
+  /** Parameters that receive gradients (the original's unused modules are frozen). */
+  trainedParameters: number;
+  stats: { mean: number; std: number } | null;
+  extractor: string;
+  featureDim: number;
+  batchesPerEpoch: number;
+}
+
+export interface MetaTrainHooks {
+  onStart?(info: StartInfo): void;
+  onBatch?(p: { epoch: number; batch: number; batches: number; loss: number }): void;
+  onEpoch?(log: EpochLog): void;
+  onCheckpoint?(p: { kind: 'periodic' | 'last' | 'best'; file: string; epoch: number }): void;
+  onWarning?(message: string): void;
+}
+
+export interface MetaTrainOptions {
+  /** Continue the run in config.out from its last checkpoint (fresh start if it has none). */
+  resume?: boolean;
+  /** Search spaces records may use (default: NB201). */
+  spaces?: readonly SearchSpace<any>[];
+  hooks?: MetaTrainHooks;
+  /** Stop cleanly after the epoch in progress (a checkpoint is written first). */
+  signal?: AbortSignal;
+}
+
+export interface MetaTrainResult {
+  config: MetaTrainConfig;
+  runDir: string;
+  logFile: string;
+  /** Every epoch of the run so far, resumed parts included. */
+  history: EpochLog[];
+  lastCheckpoint: string | null;
+  bestCheckpoint: string | null;
+  checkpoints: string[];
+  /** Epochs run by this call. */
+  epochsRun: number;
+  stopped: boolean;
+}
+
+export const RUN_FORMAT = 'metad2a-meta-train';
+export const LAST_CHECKPOINT = 'last.json';
+export const BEST_CHECKPOINT = 'ckpt_max_corr.json';
+export const LOG_FILE = 'log.jsonl';
+export const RUN_CONFIG = 'config.json';
+export const periodicCheckpoint = (epoch: number) => `ckpt_${epoch}.json`;
+
+/** What a checkpoint's meta holds, enough to rebuild the model without the run's config file. */
+export type ModelMeta = {
+  kind: typeof RUN_FORMAT;
+  model: ModelKind;
+  config: { searchSpace: string; hs: number; nz: number; numSample: number; featureDim: number; numHeads: number; extractor: string };
+  /** Predictor: train-split accuracy statistics, to turn predictions back into accuracies. */
+  targetStats: { mean: number; std: number } | null;
+  epoch: number;
+};
+
+type ResumeMeta = ModelMeta & {
+  scheduler: PlateauState;
+  best: { value: number; epoch: number } | null;
+  fingerprint: string;
+  runConfig: MetaTrainConfig;
+  optimizerState: string[];
+};
+
+/** tfjs keeps the learning rate protected but reads it on every step; the scheduler sets it. */
+function setLearningRate(optimizer: tf.AdamOptimizer, lr: number): void {
+  (optimizer as unknown as { learningRate: number }).learningRate = lr;
+}
+
+function buildModel(config: MetaTrainConfig, data: MetaData): Generator | Predictor {
+  const options = { hs: config.hs, nz: config.nz, numSample: config.numSample, featureDim: data.featureDim, numHeads: config.numHeads, rng: new Rng(`${config.seed}:init`) };
+  return config.model === 'generator' ? new Generator(data.space, options) : new Predictor(data.space, options);
+}
+
+/** Summed training loss of a batch (the gradient's objective) plus the parts worth logging. */
+function batchLoss(model: Generator | Predictor, b: ReturnType<typeof assembleBatch>, config: MetaTrainConfig, rng: Rng, train: boolean): { loss: tf.Scalar; recon?: tf.Scalar; kld?: tf.Scalar } {
+  if (model instanceof Generator) {
+    const l = model.loss(b.X, b.dags, { beta: config.beta, train, rng, classCounts: b.classCounts });
+    return { loss: l.loss, recon: l.recon, kld: l.kld };
+  }
+  return { loss: model.loss(b.X, b.dags, b.targets, b.classCounts) };
+}
+
+/**
+ * The original keeps modules it never calls (e.g. the generator's graph encoder); PyTorch's Adam
+ * skips parameters without gradients. We find them with one probe gradient and freeze them, so the
+ * optimizer's slots (and their checkpoint) cover exactly the trained parameters.
+ */
+function freezeUnused(model: Generator | Predictor, data: MetaData, config: MetaTrainConfig): void {
+  const all = model.trainableParameters();
+  const probe = assembleBatch(data.train.slice(0, Math.min(2, data.train.length)), data.stores, new Rng(`${config.seed}:probe`), config.numSample, data.featureDim);
+  try {
+    const { value, grads } = tf.variableGrads(() => batchLoss(model, probe, config, new Rng(0), true).loss, all);
+    value.dispose();
+    for (const v of all) {
+      if (grads[v.name]) grads[v.name].dispose();
+      else v.trainable = false;
+    }
+  } finally {
+    probe.X.dispose();
+  }
+}
+
+function readHistory(logFile: string, upTo: number): EpochLog[] {
+  if (!fs.existsSync(logFile)) return [];
+  const lines = fs.readFileSync(logFile, 'utf8').split('\n');
+  const out: EpochLog[] = [];
+  lines.forEach((line, i) => {
+    if (!line.trim()) return;
+    let o: { type?: string; epoch?: number };
+    try {
+      o = JSON.parse(line);
+    } catch {
+      // Only a torn last line (a kill mid-write) is expected; the checkpoint decides where we continue.
+      if (lines.slice(i + 1).some((l) => l.trim())) throw new InputError({ file: logFile, line: i + 1 }, 'not valid JSON');
+      return;
+    }
+    if (o.type === 'epoch' && typeof o.epoch === 'number' && o.epoch <= upTo) out.push(o as EpochLog);
+  });
+  return out;
+}
+
+function appendLine(file: string, obj: unknown): void {
+  const fd = fs.openSync(file, 'a');
+  try {
+    fs.writeSync(fd, `${JSON.stringify(obj)}\n`);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function modelMeta(config: MetaTrainConfig, data: MetaData, epoch: number): ModelMeta {
+  return {
+    kind: RUN_FORMAT,
+    model: config.model,
+    config: { searchSpace: data.space.id, hs: config.hs, nz: config.nz, numSample: config.numSample, featureDim: data.featureDim, numHeads: config.numHeads, extractor: data.extractor },
+    targetStats: data.stats ? { mean: data.stats.mean, std: data.stats.std } : null,
+    epoch,
+  };
+}
+
+const correlationFns = { pearson, spearman, kendall };
+
+/**
+ * Meta-train the generator or the predictor as the original does (spec section 4): Adam, a
+ * ReduceLROnPlateau stepped on the epoch-mean training loss, validation every epoch, ckpt_<epoch>
+ * every checkpointEvery epochs, the best-correlation predictor in ckpt_max_corr, and a resumable
+ * `last` checkpoint (model, Adam moments, scheduler, epoch). Randomness is derived from (seed,
+ * epoch), so a resumed run continues exactly like an uninterrupted one.
+ */
+export async function metaTrain(config: MetaTrainConfig, options: MetaTrainOptions = {}): Promise<MetaTrainResult> {
+  const hooks = options.hooks ?? {};
+  const runDir = path.resolve(config.out);
+  const logFile = path.join(runDir, LOG_FILE);
+  const lastFile = path.join(runDir, LAST_CHECKPOINT);
+  const configFile = path.join(runDir, RUN_CONFIG);
+  let resumeFrom: { state: StateDict; meta: ResumeMeta } | null = null;
+  if (options.resume && fs.existsSync(lastFile)) {
+    const { state, meta } = loadCheckpoint(lastFile);
+    const m = meta as unknown as ResumeMeta;
+    if (m.kind !== RUN_FORMAT || !m.runConfig || !m.scheduler) throw new InputError({ file: lastFile, field: 'meta' }, 'not a meta-training resume checkpoint');
+    if (m.model !== config.model) throw new ConfigError('model', `the run in ${runDir} trains the ${m.model}, not the ${config.model}`);
+    const diff = firstDifference(m.runConfig, config, RESUMABLE_CHANGES as string[]);
+    if (diff) throw new ConfigError(diff, `differs from the run being resumed (${configFile})`, `only ${RESUMABLE_CHANGES.join(', ')} may change when resuming; start a new --out otherwise`);
+    if (m.epoch >= config.epochs) throw new ConfigError('epochs', `the run already finished epoch ${m.epoch} of ${config.epochs}`, 'raise --epochs to train longer');
+    resumeFrom = { state, meta: m };
+  } else if (!options.resume && (fs.existsSync(configFile) || fs.existsSync(lastFile))) {
+    throw new ConfigError('out', `${runDir} already holds a run`, 'pass --resume to continue it, or choose another --out');
+  }
+
+  const data = await loadMetaData(config, options.spaces ?? [nb201Space], hooks.onWarning);
+  const model = buildModel(config, data);
+  const optimizer = tf.train.adam(config.lr, 0.9, 0.999, 1e-8); // PyTorch's defaults (tfjs' default eps is 1e-7)
+  const scheduler = new ReduceLROnPlateau(config.lr, { mode: 'min', ...config.scheduler });
+  try {
+    freezeUnused(model, data, config);
+    const active = model.namedParameters().filter(([, v]) => v.trainable);
+    let startEpoch = 0;
+    let best: { value: number; epoch: number } | null = null;
+    let history: EpochLog[] = [];
+    fs.mkdirSync(runDir, { recursive: true });
+    if (resumeFrom) {
+      const m = resumeFrom.meta;
+      if (m.fingerprint !== data.fingerprint) {
+        throw new InputError({ file: config.database }, `the database or feature stores changed since the run in ${runDir} started`, 'resume needs the same data; start a new run');
+      }
+      model.loadStateDict(new Map([...resumeFrom.state].filter(([n]) => !n.startsWith('optimizer.'))), { strict: true, source: lastFile });
+      await loadOptimizerState(optimizer, model, resumeFrom.state, lastFile);
+      scheduler.loadState(m.scheduler);
+      best = m.best;
+      startEpoch = m.epoch;
+      history = readHistory(logFile, startEpoch);
+      // Epochs logged after the checkpoint are redone: rewrite the log without them.
+      writeFileAtomic(logFile, history.map((h) => `${JSON.stringify(h)}\n`).join(''));
+      appendLine(logFile, { type: 'resume', epoch: startEpoch, time: new Date().toISOString() });
+    } else {
+      writeFileAtomic(configFile, `${JSON.stringify({ format: RUN_FORMAT, config, data: { records: data.records, train: data.train.length, valid: data.valid.length, stats: data.stats, extractor: data.extractor, featureDim: data.featureDim, fingerprint: data.fingerprint } }, null, 2)}\n`);
+      writeFileAtomic(logFile, '');
+    }
+    setLearningRate(optimizer, scheduler.lr);
+    const batches = Math.ceil(data.train.length / config.batchSize);
+    hooks.onStart?.({
+      config,
+      resumedFrom: resumeFrom ? startEpoch : null,
+      train: data.train.length,
+      valid: data.valid.length,
+      records: data.records,
+      parameters: model.numParameters(),
+      trainedParameters: active.reduce((s, [, v]) => s + v.size, 0),
+      stats: data.stats ? { mean: data.stats.mean, std: data.stats.std } : null,
+      extractor: data.extractor,
+      featureDim: data.featureDim,
+      batchesPerEpoch: batches,
+    });
+    if (!resumeFrom) appendLine(logFile, { type: 'start', time: new Date().toISOString(), model: config.model, train: data.train.length, valid: data.valid.length });
+
+    const checkpoints: string[] = [];
+    let lastCheckpoint: string | null = resumeFrom ? lastFile : null;
+    let bestCheckpoint: string | null = best && fs.existsSync(path.join(runDir, BEST_CHECKPOINT)) ? path.join(runDir, BEST_CHECKPOINT) : null;
+    let epochsRun = 0;
+    let stopped = false;
+
+    for (let epoch = startEpoch + 1; epoch <= config.epochs; epoch++) {
+      const t0 = Date.now();
+      const lr = scheduler.lr;
+      const rng = new Rng(`${config.seed}:epoch:${epoch}`);
+      const order = rng.permutation(data.train.length);
+      let lossSum = 0;
+      let reconSum = 0;
+      let kldSum = 0;
+      for (let b = 0; b < batches; b++) {
+        const items = order.slice(b * config.batchSize, (b + 1) * config.batchSize).map((i) => data.train[i]);
+        const batch = assembleBatch(items, data.stores, rng, config.numSample, data.featureDim);
+        let parts: { recon?: tf.Scalar; kld?: tf.Scalar } = {};
+        const { value, grads } = tf.variableGrads(() => {
+          const l = batchLoss(model, batch, config, rng, true);
+          parts = { recon: l.recon && tf.keep(l.recon), kld: l.kld && tf.keep(l.kld) };
+          return l.loss;
+        }, active.map(([, v]) => v));
+        const missing = active.find(([, v]) => !grads[v.name]);
+        if (missing) throw new Error(`parameter '${missing[0]}' got no gradient in epoch ${epoch}, batch ${b}`);
+        // An array in module order: Adam's slots follow this order, which loadOptimizerState restores.
+        optimizer.applyGradients(active.map(([, v]) => ({ name: v.name, tensor: grads[v.name] })));
+        const loss = (await value.data())[0] / items.length;
+        lossSum += loss;
+        if (parts.recon) reconSum += (await parts.recon.data())[0] / items.length;
+        if (parts.kld) kldSum += (await parts.kld.data())[0] / items.length;
+        tf.dispose([value, ...Object.values(grads), batch.X, parts.recon, parts.kld].filter((t): t is tf.Tensor => Boolean(t)));
+        hooks.onBatch?.({ epoch, batch: b + 1, batches, loss });
+      }
+      const trainLoss = lossSum / batches;
+      const log: EpochLog = { type: 'epoch', epoch, lr, trainLoss, validLoss: NaN, seconds: 0, time: '' };
+      if (config.model === 'generator') {
+        log.trainRecon = reconSum / batches;
+        log.trainKld = kldSum / batches;
+      }
+      Object.assign(log, await validate(model, data, config));
+      scheduler.step(trainLoss);
+      setLearningRate(optimizer, scheduler.lr);
+
+      if (config.model === 'predictor') {
+        const value = log[config.selectBy] as number;
+        if (Number.isFinite(value) && (best === null || value > best.value)) {
+          best = { value, epoch };
+          log.best = true;
+          const file = path.join(runDir, BEST_CHECKPOINT);
+          saveCheckpoint(file, model, { ...modelMeta(config, data, epoch), selectBy: config.selectBy, [config.selectBy]: value });
+          bestCheckpoint = file;
+          hooks.onCheckpoint?.({ kind: 'best', file, epoch });
+        }
+      }
+      log.seconds = (Date.now() - t0) / 1000;
+      log.time = new Date().toISOString();
+      appendLine(logFile, log);
+      history.push(log);
+      hooks.onEpoch?.(log);
+      epochsRun++;
+
+      if (epoch % config.checkpointEvery === 0) {
+        const file = path.join(runDir, periodicCheckpoint(epoch));
+        saveCheckpoint(file, model, modelMeta(config, data, epoch));
+        checkpoints.push(file);
+        hooks.onCheckpoint?.({ kind: 'periodic', file, epoch });
+      }
+      stopped = Boolean(options.signal?.aborted) && epoch < config.epochs;
+      if (epoch % config.lastEvery === 0 || epoch === config.epochs || stopped) {
+        const opt = await optimizerStateDict(optimizer, model);
+        const meta: ResumeMeta = { ...modelMeta(config, data, epoch), scheduler: scheduler.state(), best, fingerprint: data.fingerprint, runConfig: config, optimizerState: [...opt.keys()] };
+        saveCheckpoint(lastFile, new Map([...model.stateDict(), ...opt]), meta as unknown as Record<string, unknown>);
+        lastCheckpoint = lastFile;
+        hooks.onCheckpoint?.({ kind: 'last', file: lastFile, epoch });
+      }
+      if (stopped) break;
+    }
+    if (!stopped) appendLine(logFile, { type: 'end', epoch: config.epochs, time: new Date().toISOString(), best });
+    return { config, runDir, logFile, history, lastCheckpoint, bestCheckpoint, checkpoints, epochsRun, stopped };
+  } finally {
+    model.dispose();
+    optimizer.dispose();
+    for (const s of data.stores.values()) s.close();
+  }
+}
+
+/** Eval-mode loss (z = mu for the generator) over the validation split; the predictor adds correlations. */
+async function validate(model: Generator | Predictor, data: MetaData, config: MetaTrainConfig): Promise<Partial<EpochLog>> {
+  // The same feature draw every epoch, so validation curves compare epochs, not samples.
+  const rng = new Rng(`${config.seed}:valid`);
+  let loss = 0;
+  let recon = 0;
+  let kld = 0;
+  const preds: number[] = [];
+  for (let i = 0; i < data.valid.length; i += config.batchSize) {
+    const items: Example[] = data.valid.slice(i, i + config.batchSize);
+    const batch = assembleBatch(items, data.stores, rng, config.numSample, data.featureDim);
+    try {
+      if (model instanceof Generator) {
+        const l = model.loss(batch.X, batch.dags, { beta: config.beta, train: false, classCounts: batch.classCounts });
+        loss += (await l.loss.data())[0];
+        recon += (await l.recon.data())[0];
+        kld += (await l.kld.data())[0];
+        tf.dispose([l.loss, l.recon, l.kld]);
+      } else {
+        const y = model.predict(batch.X, batch.dags, batch.classCounts);
+        const p = await y.data();
+        y.dispose();
+        items.forEach((e, k) => {
+          preds.push(p[k]);
+          loss += (p[k] - e.target) ** 2;
+        });
+      }
+    } finally {
+      batch.X.dispose();
+    }
+  }
+  const n = data.valid.length;
+  if (model instanceof Generator) return { validLoss: loss / n, validRecon: recon / n, validKld: kld / n };
+  const acc = data.valid.map((e) => e.record.accuracy);
+  const corr = (f: (a: number[], b: number[]) => number) => (n >= 2 ? f(preds, acc) : NaN);
+  return { validLoss: loss / n, pearson: corr(correlationFns.pearson), spearman: corr(correlationFns.spearman), kendall: corr(correlationFns.kendall) };
+}

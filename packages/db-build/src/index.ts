@@ -1,0 +1,11 @@
+export * from './recipes.js';
+export * from './spaces.js';
+export * from './sources.js';
+export * from './images.js';
+export * from './plan.js';
+export * from './job.js';
+export * from './database.js';
+export * from './local.js';
+export * from './queue.js';
+// The queue pieces the trainer's commands use, so apps depend on db-build alone.
+export { obliterateQueue, queueStatus, startRedisServer, type QueueConfig, type QueueStatus, type RedisServer } from '@metad2a/job-queue';

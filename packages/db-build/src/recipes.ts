@@ -1,0 +1,41 @@
+import { getRecipe, registerRecipe, RECIPES, type TrainRecipe } from '@metad2a/arch-training';
+
+/**
+ * Cheap recipes for building the database on CPUs. They keep NB201's optimiser (SGD, Nesterov
+ * momentum 0.9, lr 0.1 cosine to 0, weight decay 5e-4, crop + flip) and shrink what costs time: width,
+ * cells per stage, input size, epochs and images per class. Chosen by measurement: see
+ * tools/calibration/results/README.md for their rank correlation with the 200-epoch NB201 table and
+ * their cost per training.
+ */
+const base = {
+  lr: 0.1,
+  momentum: 0.9,
+  nesterov: true,
+  weightDecay: 5e-4,
+  warmupEpochs: 0,
+  augmentFlip: true,
+} as const;
+
+export const DB_RECIPES: readonly TrainRecipe[] = [
+  // The default: about 1-3 s of one core per training of a 5-class task on wasm + OpenBLAS.
+  { ...base, id: 'nb201-c8n1-16px-4ep-200pc', width: 8, depth: 1, inputSize: 16, epochs: 4, batchSize: 64, augmentPad: 2, maxTrainPerClass: 200 },
+  // Cheaper still (half the images and epochs), for smoke runs.
+  { ...base, id: 'nb201-c8n1-16px-2ep-100pc', width: 8, depth: 1, inputSize: 16, epochs: 2, batchSize: 64, augmentPad: 2, maxTrainPerClass: 100 },
+  // Twice the width at 32 px: about 8x the cost; closer to the benchmark's ranking.
+  { ...base, id: 'nb201-c16n1-32px-4ep-200pc', width: 16, depth: 1, inputSize: 32, epochs: 4, batchSize: 64, augmentPad: 4, maxTrainPerClass: 200 },
+  // The tests' recipe: a real training in well under a second.
+  { ...base, id: 'tiny-c4n1-16px-1ep', width: 4, depth: 1, inputSize: 16, epochs: 1, batchSize: 20, augmentPad: 2, maxTrainPerClass: 20 },
+];
+
+export const DEFAULT_DB_RECIPE = DB_RECIPES[0].id;
+
+/** Register the cheap recipes with arch-training (idempotent). */
+export function registerDbRecipes(): void {
+  for (const r of DB_RECIPES) if (!RECIPES[r.id]) registerRecipe(r);
+}
+
+/** A recipe by name (ours or any registered one); unknown names fail with the list of known ones. */
+export function resolveRecipe(name: string): TrainRecipe {
+  registerDbRecipes();
+  return getRecipe(name);
+}

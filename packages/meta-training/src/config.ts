@@ -186,7 +186,7 @@ export interface ConfigLayer {
 export function validateLayer(layer: ConfigLayer): Record<string, unknown> {
   const walk = (obj: unknown, schema: Record<string, Check | Record<string, Check>>, prefix: string): Record<string, unknown> => {
     if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
-      throw new ConfigError(prefix || '(root)', `expected a mapping of keys to values in ${layer.source}, got ${describe(obj)}`);
+      throw new ConfigError(prefix.replace(/\.$/, '') || '(root)', `expected a mapping of keys to values in ${layer.source}, got ${describe(obj)}`);
     }
     const out: Record<string, unknown> = {};
     for (const [rawKey, v] of Object.entries(obj)) {
@@ -222,8 +222,10 @@ export function loadConfigFile(file: string): ConfigLayer {
   const doc = YAML.parseDocument(text, { prettyErrors: false });
   if (doc.errors.length > 0) {
     const err = doc.errors[0];
-    const pos = err.linePos?.[0];
-    throw new InputError({ file, line: pos?.line, column: pos?.col }, `not valid YAML/JSON: ${err.message.split('\n')[0]}`);
+    const before = text.slice(0, err.pos[0]);
+    const line = before.split('\n').length;
+    const column = err.pos[0] - before.lastIndexOf('\n');
+    throw new InputError({ file, line, column }, `not valid YAML/JSON: ${err.message.split('\n')[0]}`);
   }
   const values = doc.toJS() as unknown;
   if (values === null || values === undefined) return { source: file, values: {} };

@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, loadCheckpoint } from '@metad2a/nn';
-import { buildConfig, metaTrain, type EpochLog } from '../src/index.js';
+import { ConfigError, InputError } from '@metad2a/core';
+import { initBackend, loadCheckpoint, type StateDict } from '@metad2a/nn';
+import { splitRecords } from '@metad2a/data-pipeline';
+import { BEST_CHECKPOINT, LAST_CHECKPOINT, buildConfig, metaTrain, type EpochLog, type MetaTrainConfig } from '../src/index.js';
 import { buildFixture, smallConfig, type Fixture } from './fixture.js';
 
 let fx: Fixture;
@@ -12,13 +14,165 @@ beforeAll(async () => {
 });
 afterAll(() => fs.rmSync(fx.dir, { recursive: true, force: true }));
 
+const cfg = (model: 'generator' | 'predictor', name: string, extra: Record<string, unknown> = {}): MetaTrainConfig =>
+  buildConfig({ overrides: smallConfig(model, fx, path.join(fx.dir, name), extra) });
+
+function logLines(file: string): Array<Record<string, unknown>> {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
+
+function maxDiff(a: StateDict, b: StateDict): number {
+  expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
+  let m = 0;
+  for (const [k, v] of a) {
+    const w = b.get(k)!.data;
+    for (let i = 0; i < v.data.length; i++) m = Math.max(m, Math.abs(v.data[i] - w[i]));
+  }
+  return m;
+}
+
 describe('generator meta-training', () => {
-  it('trains, validates, logs and checkpoints', async () => {
-    const out = path.join(fx.dir, 'gen');
-    const config = buildConfig({ overrides: smallConfig('generator', fx, out) });
-    const t0 = Date.now();
+  it('lowers the loss, validates every epoch, logs JSONL and writes checkpoints', async () => {
+    const config = cfg('generator', 'gen');
+    const batches: number[] = [];
+    const saved: string[] = [];
+    const res = await metaTrain(config, { hooks: { onBatch: (p) => batches.push(p.batch), onCheckpoint: (c) => saved.push(`${c.kind}@${c.epoch}`) } });
+    const h = res.history;
+    expect(h.map((e) => e.epoch)).toEqual([1, 2, 3, 4]);
+    // 16 tasks, best cell each -> 16 pairs; 4 validation, 12 training = 2 batches of 8 and 4
+    expect(batches).toEqual([1, 2, 1, 2, 1, 2, 1, 2]);
+    expect(h[3].trainLoss).toBeLessThan(h[0].trainLoss);
+    expect(h[3].validLoss).toBeLessThan(h[0].validLoss);
+    for (const e of h) {
+      expect(Number.isFinite(e.validLoss) && Number.isFinite(e.validRecon!) && Number.isFinite(e.validKld!)).toBe(true);
+      // loss = recon + beta * KL, per task
+      expect(e.trainLoss).toBeCloseTo(e.trainRecon! + 0.005 * e.trainKld!, 3);
+      expect(e.validLoss).toBeCloseTo(e.validRecon! + 0.005 * e.validKld!, 3);
+    }
+    expect(saved).toEqual(['last@1', 'periodic@2', 'last@2', 'last@3', 'periodic@4', 'last@4']);
+    const lines = logLines(res.logFile);
+    expect(lines.map((l) => l.type)).toEqual(['start', 'epoch', 'epoch', 'epoch', 'epoch', 'end']);
+    expect(lines[1]).toMatchObject({ epoch: 1, lr: 3e-3 });
+    for (const f of ['config.json', 'ckpt_2.json', 'ckpt_4.json', LAST_CHECKPOINT]) expect(fs.existsSync(path.join(res.runDir, f)), f).toBe(true);
+    // Modules the original defines but never calls get no gradient and stay as initialised; used ones move.
+    const c2 = loadCheckpoint(path.join(res.runDir, 'ckpt_2.json'));
+    const c4 = loadCheckpoint(path.join(res.runDir, 'ckpt_4.json'));
+    expect(c4.meta).toMatchObject({ kind: 'metad2a-meta-train', model: 'generator', epoch: 4, config: { searchSpace: 'nb201', hs: 16, nz: 16, numSample: 5, featureDim: 48, extractor: 'pixels-4x4' } });
+    const same = (n: string) => c2.state.get(n)!.data.every((v, i) => v === c4.state.get(n)!.data[i]);
+    expect(same('grue_forward.weight_ih')).toBe(true);
+    expect(same('enc_g_mu.weight')).toBe(true);
+    expect(same('fc1.weight')).toBe(false);
+    expect(same('add_edge.0.weight')).toBe(false);
+    // The resume checkpoint carries Adam's moments for exactly the trained parameters.
+    const last = loadCheckpoint(path.join(res.runDir, LAST_CHECKPOINT));
+    expect(last.state.has('optimizer.m.fc1.weight') && last.state.has('optimizer.v.add_edge.0.weight')).toBe(true);
+    expect(last.state.has('optimizer.m.grue_forward.weight_ih')).toBe(false);
+    expect(last.state.get('optimizer.iterations')!.data[0]).toBe(8);
+  });
+});
+
+describe('predictor meta-training', () => {
+  it('lowers the loss, reports Pearson/Spearman/Kendall and keeps the best-correlation checkpoint', async () => {
+    const config = cfg('predictor', 'pred', { epochs: 5, checkpointEvery: 5 });
     const res = await metaTrain(config);
-    console.log('gen 4 epochs', Date.now() - t0, 'ms', res.history.map((h) => [h.trainLoss.toFixed(3), h.validLoss.toFixed(3)]));
-    expect(res.history).toHaveLength(4);
+    const h = res.history;
+    expect(h).toHaveLength(5);
+    expect(h[4].trainLoss).toBeLessThan(h[0].trainLoss);
+    for (const e of h) {
+      for (const k of ['pearson', 'spearman', 'kendall'] as const) {
+        expect(Number.isFinite(e[k]), `${k} at epoch ${e.epoch}`).toBe(true);
+        expect(Math.abs(e[k]!)).toBeLessThanOrEqual(1);
+      }
+    }
+    // best = first epoch with the highest validation Pearson r (ties keep the earlier one)
+    let bestEpoch = 0;
+    let bestR = -Infinity;
+    for (const e of h) if (e.pearson! > bestR) [bestR, bestEpoch] = [e.pearson!, e.epoch];
+    expect(h.filter((e) => e.best).map((e) => e.epoch)).toContain(bestEpoch);
+    const best = loadCheckpoint(path.join(res.runDir, BEST_CHECKPOINT));
+    expect(best.meta).toMatchObject({ model: 'predictor', epoch: bestEpoch, selectBy: 'pearson', pearson: bestR });
+    // targets use train-split statistics only: every record, the original's split (seeded permutation, first 25% held out)
+    const { train } = splitRecords(fx.records, { valid: 0.25, seed: 333 });
+    const acc = train.map((r) => r.accuracy);
+    const mean = acc.reduce((a, b) => a + b, 0) / acc.length;
+    const std = Math.sqrt(acc.reduce((a, b) => a + (b - mean) ** 2, 0) / (acc.length - 1));
+    expect(acc.length).toBe(48);
+    expect((best.meta as { targetStats: { mean: number; std: number } }).targetStats.mean).toBeCloseTo(mean, 10);
+    expect((best.meta as { targetStats: { mean: number; std: number } }).targetStats.std).toBeCloseTo(std, 10);
+  });
+});
+
+describe('resume', () => {
+  it('4 epochs straight equal 2 epochs, a kill, and 2 resumed epochs (weights, Adam, scheduler, RNG)', async () => {
+    // threshold 0.5 makes every epoch after the first "bad": with patience 1 the LR drops after epoch 3,
+    // so the resumed run must have restored the scheduler's counters.
+    const extra = { scheduler: { threshold: 0.5, patience: 1 } };
+    const straight = await metaTrain(cfg('generator', 'straight', extra));
+    expect(straight.history.map((e) => e.lr)).toEqual([3e-3, 3e-3, 3e-3, 3e-3 * 0.1]);
+
+    const ac = new AbortController();
+    const first = await metaTrain(cfg('generator', 'resumed', extra), { signal: ac.signal, hooks: { onEpoch: (e) => e.epoch === 2 && ac.abort() } });
+    expect(first.stopped).toBe(true);
+    expect(first.history).toHaveLength(2);
+    // A kill after logging epoch 3 but before its checkpoint, mid-way through a line.
+    fs.appendFileSync(first.logFile, `${JSON.stringify({ type: 'epoch', epoch: 3, trainLoss: 1 })}\n{"type":"epo`);
+    const config = cfg('generator', 'resumed', extra);
+    await expect(metaTrain(config)).rejects.toThrow(/already holds a run.*--resume/);
+    const second = await metaTrain(config, { resume: true });
+    expect(second.epochsRun).toBe(2);
+    expect(second.history.map((e) => e.epoch)).toEqual([1, 2, 3, 4]);
+    straight.history.forEach((e, i) => {
+      expect(second.history[i].lr).toBe(e.lr);
+      expect(second.history[i].trainLoss).toBeCloseTo(e.trainLoss, 4);
+      expect(second.history[i].validLoss).toBeCloseTo(e.validLoss, 4);
+    });
+    const epochs = logLines(second.logFile).filter((l) => l.type === 'epoch').map((l) => l.epoch);
+    expect(epochs).toEqual([1, 2, 3, 4]);
+    const a = loadCheckpoint(path.join(straight.runDir, LAST_CHECKPOINT)).state;
+    const b = loadCheckpoint(path.join(second.runDir, LAST_CHECKPOINT)).state;
+    expect(maxDiff(a, b)).toBeLessThan(1e-6);
+  });
+
+  it('refuses to resume with changed settings or a finished run, and can train longer', async () => {
+    const base = cfg('generator', 'straight', { scheduler: { threshold: 0.5, patience: 1 } });
+    await expect(metaTrain({ ...base, lr: 1e-3 }, { resume: true })).rejects.toThrow(/'lr': differs from the run being resumed/);
+    await expect(metaTrain({ ...base, scheduler: { ...base.scheduler, patience: 2 } }, { resume: true })).rejects.toThrow(/'scheduler\.patience'/);
+    await expect(metaTrain(base, { resume: true })).rejects.toThrow(/'epochs': the run already finished epoch 4/);
+    await expect(metaTrain({ ...base, model: 'predictor', hs: 32 }, { resume: true })).rejects.toThrow(/trains the generator/);
+    const longer = await metaTrain({ ...base, epochs: 5 }, { resume: true });
+    expect(longer.history.map((e) => e.epoch)).toEqual([1, 2, 3, 4, 5]);
+  });
+});
+
+describe('bad data', () => {
+  it('names the dataset without a feature store, the record line and the key', async () => {
+    const config = { ...cfg('predictor', 'bad1'), features: { svhn: fx.store } };
+    const e = await metaTrain(config).catch((x: Error) => x);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as Error).message).toMatch(/'features': no feature store for dataset 'cifar10' \(used by .*db\.csv line 2\)/);
+  });
+
+  it('rejects a validation split as large as the data', async () => {
+    await expect(metaTrain(cfg('generator', 'bad2', { valid: 16 }))).rejects.toThrow(/'valid': 16 validation records but only 16 examples/);
+    await expect(metaTrain(cfg('generator', 'bad3', { valid: 16, splitBy: 'task' }))).rejects.toThrow(/'valid': 16 validation tasks but only 16 tasks/);
+  });
+
+  it('names file, line and field of a bad database row and of a missing search space', async () => {
+    const db = path.join(fx.dir, 'bad.csv');
+    const lines = fs.readFileSync(fx.database, 'utf8').split('\n');
+    lines[3] = lines[3].replace(/\|[a-z_0-9]+~0\|/, '|conv_9x9~0|');
+    fs.writeFileSync(db, lines.join('\n'));
+    const e = await metaTrain({ ...cfg('generator', 'bad4'), database: db }).catch((x: Error) => x);
+    expect(e).toBeInstanceOf(InputError);
+    expect((e as Error).message).toMatch(new RegExp(`bad\\.csv, line 4, field 'arch'`));
+    await expect(metaTrain({ ...cfg('generator', 'bad5'), searchSpace: 'mbv3' })).rejects.toThrow(/unknown search space 'mbv3'/);
+  });
+
+  it('refuses a feature store from another extractor', async () => {
+    await expect(metaTrain({ ...cfg('generator', 'bad6'), extractor: 'mobilenet_v1_1.0@96' })).rejects.toThrow(/made by 'pixels-4x4', but 'mobilenet_v1_1.0@96' is expected/);
   });
 });

@@ -147,6 +147,7 @@ function split(examples: Example[], config: MetaTrainConfig): { train: Example[]
     if (config.valid >= 1 && config.valid >= examples.length) throw new ConfigError('valid', `${config.valid} validation records but only ${examples.length} examples`, hint);
     const { train, valid } = splitRecords(examples, { valid: config.valid, seed: config.seed });
     if (valid.length === 0) throw new ConfigError('valid', `a fraction ${config.valid} of ${examples.length} examples is no validation record`, hint);
+    if (train.length === 0) throw new ConfigError('valid', `a fraction ${config.valid} of ${examples.length} examples leaves nothing to train on`, hint);
     return { train, valid };
   }
   const tasks = [...new Set(examples.map((e) => e.record.taskId))];
@@ -154,6 +155,7 @@ function split(examples: Example[], config: MetaTrainConfig): { train: Example[]
   const { valid: vt } = splitRecords(tasks, { valid: config.valid, seed: config.seed });
   if (vt.length === 0) throw new ConfigError('valid', `a fraction ${config.valid} of ${tasks.length} tasks is no validation task`, hint);
   const held = new Set(vt);
+  if (held.size === tasks.length) throw new ConfigError('valid', `a fraction ${config.valid} of ${tasks.length} tasks leaves nothing to train on`, hint);
   return { train: examples.filter((e) => !held.has(e.record.taskId)), valid: examples.filter((e) => held.has(e.record.taskId)) };
 }
 

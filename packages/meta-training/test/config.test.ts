@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, InputError, type MetaRecord } from '@metad2a/core';
+import { ConfigError, InputError } from '@metad2a/core';
+import type { MetaRecord } from '@metad2a/data-pipeline';
 import { buildConfig, camelKey, selectGeneratorPairs } from '../src/index.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metad2a-mt-config-'));

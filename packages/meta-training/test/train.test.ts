@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, InputError } from '@metad2a/core';
 import { initBackend, loadCheckpoint, type StateDict } from '@metad2a/nn';
 import { splitRecords } from '@metad2a/data-pipeline';
-import { BEST_CHECKPOINT, LAST_CHECKPOINT, buildConfig, metaTrain, type EpochLog, type MetaTrainConfig } from '../src/index.js';
+import { nb201Space } from '@metad2a/search-space-201';
+import { BEST_CHECKPOINT, LAST_CHECKPOINT, buildConfig, loadMetaData, metaTrain, type MetaTrainConfig } from '../src/index.js';
 import { buildFixture, smallConfig, type Fixture } from './fixture.js';
 
 let fx: Fixture;
@@ -148,6 +149,35 @@ describe('resume', () => {
   });
 });
 
+describe('training data', () => {
+  it('pairs each task with its best cell for the generator; every record for the predictor', async () => {
+    const gen = await loadMetaData(cfg('generator', 'd1'), [nb201Space]);
+    const pairs = [...gen.train, ...gen.valid];
+    expect(pairs).toHaveLength(16);
+    for (const p of pairs) {
+      const best = Math.max(...fx.records.filter((r) => r.taskId === p.record.taskId).map((r) => r.accuracy));
+      expect(p.record.accuracy).toBe(best);
+    }
+    expect([gen.train.length, gen.valid.length]).toEqual([12, 4]);
+    const pred = await loadMetaData(cfg('predictor', 'd2'), [nb201Space]);
+    expect([pred.train.length, pred.valid.length]).toEqual([48, 16]);
+    // targets: ((acc - mean) / std) / 100 with the train split's statistics
+    const e = pred.valid[0];
+    expect(e.target).toBeCloseTo((e.record.accuracy - pred.stats!.mean) / pred.stats!.std / 100, 12);
+    for (const d of [gen, pred]) for (const s of d.stores.values()) s.close();
+  });
+
+  it('splits by whole tasks when asked', async () => {
+    const d = await loadMetaData(cfg('predictor', 'd3', { splitBy: 'task', valid: 4 }), [nb201Space]);
+    const trainTasks = new Set(d.train.map((e) => e.record.taskId));
+    const validTasks = new Set(d.valid.map((e) => e.record.taskId));
+    expect(validTasks.size).toBe(4);
+    expect(d.valid).toHaveLength(16);
+    expect([...validTasks].some((t) => trainTasks.has(t))).toBe(false);
+    for (const s of d.stores.values()) s.close();
+  });
+});
+
 describe('bad data', () => {
   it('names the dataset without a feature store, the record line and the key', async () => {
     const config = { ...cfg('predictor', 'bad1'), features: { svhn: fx.store } };
@@ -159,6 +189,7 @@ describe('bad data', () => {
   it('rejects a validation split as large as the data', async () => {
     await expect(metaTrain(cfg('generator', 'bad2', { valid: 16 }))).rejects.toThrow(/'valid': 16 validation records but only 16 examples/);
     await expect(metaTrain(cfg('generator', 'bad3', { valid: 16, splitBy: 'task' }))).rejects.toThrow(/'valid': 16 validation tasks but only 16 tasks/);
+    await expect(metaTrain(cfg('generator', 'bad3b', { valid: 0.99 }))).rejects.toThrow(/'valid': a fraction 0.99 of 16 examples leaves nothing to train on/);
   });
 
   it('names file, line and field of a bad database row and of a missing search space', async () => {

@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { hashString, InputError, Rng } from '@metad2a/core';
 import { backendInfo } from '@metad2a/nn';
-import { trainClassifier, validateRecipe, type EpochReport, type ImageSet } from '@metad2a/arch-training';
+import { trainClassifier, validateRecipe, type EpochReport, type ImageSet, type TrainRecipe, type TrainResult } from '@metad2a/arch-training';
 import type { MetaRecord } from '@metad2a/data-pipeline';
 import { loadTaskSets } from './images.js';
 import type { TrainJob } from './plan.js';
 import { openSourceCached } from './sources.js';
-import { getTrainableSpace } from './spaces.js';
+import { getTrainableSpace, type TrainableSpace } from './spaces.js';
 
 export interface TrainJobResult {
   record: MetaRecord;
@@ -37,6 +37,27 @@ function checkJob(job: TrainJob): void {
 }
 
 /**
+ * Train one architecture on prepared image sets. `label` seeds everything: the initial weights
+ * (Rng('init:' + label)) and the batch order and augmentation (trainClassifier's seed).
+ */
+export function trainArchitecture(
+  space: TrainableSpace,
+  arch: string,
+  recipe: TrainRecipe,
+  train: ImageSet,
+  test: ImageSet,
+  label: string,
+  options: { onEpoch?: (r: EpochReport) => void } = {},
+): TrainResult {
+  const net = space.build(arch, recipe, train.numClasses, new Rng(`init:${label}`));
+  try {
+    return trainClassifier(net, train, test, recipe, { seed: hashString(`train:${label}`), onEpoch: options.onEpoch });
+  } finally {
+    net.dispose();
+  }
+}
+
+/**
  * Train one architecture on one task with the job's recipe and measure its top-1 accuracy on the
  * task's held-out images. Deterministic on a given backend: initial weights come from
  * (seed, task, arch), batch order and augmentation from the same through trainClassifier's seed.
@@ -59,14 +80,7 @@ export async function runTrainJob(job: TrainJob, options: { onEpoch?: (r: EpochR
     lastSets = { key, train: sets.train, test: sets.test };
   }
   const { train, test } = lastSets;
-  const label = `${job.seed}:${job.task.id}:${arch}`;
-  const net = space.build(arch, job.recipe, job.task.classes.length, new Rng(`init:${label}`));
-  let res;
-  try {
-    res = trainClassifier(net, train, test, job.recipe, { seed: hashString(`train:${label}`), onEpoch: options.onEpoch });
-  } finally {
-    net.dispose();
-  }
+  const res = trainArchitecture(space, arch, job.recipe, train, test, `${job.seed}:${job.task.id}:${arch}`, options);
   const record: MetaRecord = {
     taskId: job.task.id,
     dataset: job.task.dataset,

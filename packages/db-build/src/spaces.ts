@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs';
 import { ConfigError, Rng } from '@metad2a/core';
 import type { TrainableNetwork, TrainRecipe } from '@metad2a/arch-training';
 import { formatNb201, Nb201Network, nb201Space, parseNb201 } from '@metad2a/search-space-201';
@@ -24,9 +25,31 @@ export const nb201Trainable: TrainableSpace = {
   normalize: (arch) => formatNb201(parseNb201(arch)),
   functionalKey: (arch) => nb201Space.canonicalKey(parseNb201(arch)),
   build(arch, recipe, numClasses, rng) {
-    return new Nb201Network(parseNb201(arch), { C: recipe.width, N: recipe.depth, inputSize: recipe.inputSize, numClasses, inChannels: 3, rng });
+    const net = new Nb201Network(parseNb201(arch), { C: recipe.width, N: recipe.depth, inputSize: recipe.inputSize, numClasses, inChannels: 3, rng });
+    return onlyUsedParameters(net, recipe.inputSize);
   },
 };
+
+/**
+ * The same network, training only the parameters the logits depend on. A cell whose output cannot
+ * be reached from its input (all paths cut by 'none') outputs zeros, so nothing before it, nor a
+ * conv on an edge that leads nowhere, gets a gradient; trainClassifier expects a gradient for every
+ * variable it is given. Found by one backward pass on one blank image in inference mode (so BN
+ * running statistics stay untouched): the tape knows which variables the output depends on.
+ */
+export function onlyUsedParameters(net: TrainableNetwork & { dispose(): void }, inputSize: number, channels = 3): DisposableNetwork {
+  const all = net.trainableParameters();
+  const x = tf.zeros([1, inputSize, inputSize, channels]) as tf.Tensor4D;
+  const { value, grads } = tf.variableGrads(() => net.forward(x, false).sum() as tf.Scalar, all);
+  const used = new Set(Object.keys(grads));
+  tf.dispose([x, value, ...Object.values(grads)]);
+  const params = all.filter((v) => used.has(v.name));
+  return {
+    forward: (x, training) => net.forward(x, training),
+    trainableParameters: () => params,
+    dispose: () => net.dispose(),
+  };
+}
 
 const SPACES: Record<string, TrainableSpace | string> = {
   nb201: nb201Trainable,

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, InputError } from '@metad2a/core';
 import { initBackend, loadCheckpoint, type StateDict } from '@metad2a/nn';
@@ -41,7 +42,14 @@ describe('generator meta-training', () => {
     const config = cfg('generator', 'gen');
     const batches: number[] = [];
     const saved: string[] = [];
-    const res = await metaTrain(config, { hooks: { onBatch: (p) => batches.push(p.batch), onCheckpoint: (c) => saved.push(`${c.kind}@${c.epoch}`) } });
+    const tensors: number[] = [];
+    const before = tf.memory().numTensors;
+    const res = await metaTrain(config, {
+      hooks: { onBatch: (p) => batches.push(p.batch), onCheckpoint: (c) => saved.push(`${c.kind}@${c.epoch}`), onEpoch: () => tensors.push(tf.memory().numTensors) },
+    });
+    // no tensor leaks: the count is flat across epochs and back to the start once the model is disposed
+    expect(new Set(tensors).size).toBe(1);
+    expect(tf.memory().numTensors).toBe(before);
     const h = res.history;
     expect(h.map((e) => e.epoch)).toEqual([1, 2, 3, 4]);
     // 16 tasks, best cell each -> 16 pairs; 4 validation, 12 training = 2 batches of 8 and 4

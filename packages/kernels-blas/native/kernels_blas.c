@@ -16,7 +16,19 @@ extern void openblas_set_num_threads(int num_threads);
 extern int openblas_get_num_threads(void);
 extern char *openblas_get_config(void);
 
-static int g_threads = 1;  // threads for our own loops (im2col, depthwise); BLAS has its own pool
+static int g_threads = 1;    // the thread budget (setThreads): OpenBLAS' pool and our own loops
+static int g_blas_cur = -1;  // what OpenBLAS is currently set to
+
+// Hot loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time, so one
+// build runs well on any x86-64 machine (the addon is built on the user's machine, but images move).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define HOT
+#endif
+
+// Work (in flops) below which extra threads cost more than they save.
+#define PAR_MIN_FLOPS 2e7
 
 // ---------------------------------------------------------------------------------------------
 // Small fork-join helper for the non-BLAS loops. Threads are created per call, so it is used only
@@ -37,7 +49,7 @@ static void *par_entry(void *p) {
 
 static int par_threads(long items, double work) {
   int t = g_threads;
-  if (work < 2e6) t = 1;  // below ~1 ms of work, thread start-up costs more than it saves
+  if (work < PAR_MIN_FLOPS) t = 1;  // below ~0.2 ms of work, thread start-up costs more than it saves
   if (t > items) t = (int)items;
   if (t < 1) t = 1;
   return t;
@@ -65,6 +77,54 @@ static void par_for(long items, int nt, range_fn fn, void *ctx) {
     if (started[t]) pthread_join(th[t], NULL);
     else fn(ctx, jobs[t].begin, jobs[t].end, t);  // could not start a thread: do its share here
   }
+}
+
+// OpenBLAS' own pool is used only for single large products with a wide right-hand side (where
+// it shares the packed operand between threads); narrow or batched products are split across our
+// threads instead, each calling a single-threaded sgemm on its own rows, batches or chunks.
+static void blas_threads(int n) {
+  if (n != g_blas_cur) {
+    openblas_set_num_threads(n);
+    g_blas_cur = n;
+  }
+}
+
+static int use_blas_pool(long M, long N, long K) {
+  return g_threads > 1 && N >= 128 && M >= 64 && 2.0 * M * N * K >= 4 * PAR_MIN_FLOPS;
+}
+
+typedef struct {
+  int ta, tb;
+  long M, N, K, lda, ldb, ldc;
+  const float *a, *b;
+  float *c;
+} rows_ctx;
+
+// Rows [begin, end) of C = op(A) op(B): op(A)'s rows start at row r of A, or at column r when A is
+// transposed.
+static void gemm_rows(void *v, long begin, long end, int tid) {
+  const rows_ctx *g = (const rows_ctx *)v;
+  if (end <= begin) return;
+  const float *a = g->ta ? g->a + begin : g->a + (size_t)begin * g->lda;
+  cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, (int)(end - begin),
+              (int)g->N, (int)g->K, 1.0f, a, (int)g->lda, g->b, (int)g->ldb, 0.0f, g->c + (size_t)begin * g->ldc,
+              (int)g->ldc);
+}
+
+// C[M,N] = op(A) op(B) (beta 0), threaded by whichever scheme suits the shape.
+static void gemm(int ta, int tb, long M, long N, long K, const float *a, long lda, const float *b, long ldb, float *c,
+                 long ldc) {
+  if (M <= 0 || N <= 0) return;
+  const double flops = 2.0 * M * N * K;
+  rows_ctx g = {ta, tb, M, N, K, lda, ldb, ldc, a, b, c};
+  if (use_blas_pool(M, N, K)) {
+    blas_threads(g_threads);
+    gemm_rows(&g, 0, M, 0);
+    return;
+  }
+  blas_threads(1);
+  int nt = par_threads(M / 16, flops);  // at least 16 rows per thread
+  par_for(M, nt, gemm_rows, &g);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -156,14 +216,14 @@ static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   long n = get_long(env, argv[0]);
   if (n < 1) n = 1;
   if (n > 64) n = 64;
-  openblas_set_num_threads((int)n);
   g_threads = (int)n;
+  blas_threads((int)n);
   return NULL;
 }
 
 static napi_value js_get_threads(napi_env env, napi_callback_info info) {
   napi_value r;
-  napi_create_int32(env, openblas_get_num_threads(), &r);
+  napi_create_int32(env, g_threads, &r);
   return r;
 }
 
@@ -177,6 +237,25 @@ static napi_value js_config(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------------
 // Batched matmul: C[i] = op(A[aIdx[i]]) * op(B[bIdx[i]]), row-major, each A [M,K] (or [K,M] when
 // transA), each B [K,N] (or [N,K]), each C [M,N]. aIdx/bIdx null means the identity map.
+typedef struct {
+  int ta, tb;
+  long M, N, K;
+  const float *a, *b;
+  float *c;
+  const int32_t *ai, *bi;
+} bmm_ctx;
+
+static void bmm_range(void *v, long begin, long end, int tid) {
+  const bmm_ctx *g = (const bmm_ctx *)v;
+  const size_t sa = (size_t)g->M * g->K, sb = (size_t)g->K * g->N, sc = (size_t)g->M * g->N;
+  for (long i = begin; i < end; i++) {
+    const size_t ia = g->ai ? (size_t)g->ai[i] : (size_t)i, ib = g->bi ? (size_t)g->bi[i] : (size_t)i;
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, (int)g->M,
+                (int)g->N, (int)g->K, 1.0f, g->a + ia * sa, g->ta ? (int)g->M : (int)g->K, g->b + ib * sb,
+                g->tb ? (int)g->K : (int)g->N, 0.0f, g->c + (size_t)i * sc, (int)g->N);
+  }
+}
+
 // bmm(a, b, c, batch, M, N, K, transA, transB, aIdx, bIdx)
 static napi_value js_bmm(napi_env env, napi_callback_info info) {
   GET_ARGS(11);
@@ -190,20 +269,32 @@ static napi_value js_bmm(napi_env env, napi_callback_info info) {
   size_t ail, bil;
   if (!get_i32arr(env, argv[9], &ai, &ail) || !get_i32arr(env, argv[10], &bi, &bil))
     return throw_err(env, "kernels_blas: batch index maps must be Int32Arrays");
-  if ((ai && (long)ail < batch) || (bi && (long)bil < batch)) return throw_err(env, "kernels_blas: short batch map");
-  if ((size_t)(batch * M * N) > c_len) return throw_err(env, "kernels_blas: output too small");
   if (batch <= 0 || M <= 0 || N <= 0) return NULL;
+  if ((ai && (long)ail < batch) || (bi && (long)bil < batch)) return throw_err(env, "kernels_blas: short batch map");
+  if ((size_t)batch * M * N > c_len) return throw_err(env, "kernels_blas: output too small");
   if (K <= 0) {
     memset(c, 0, sizeof(float) * batch * M * N);
     return NULL;
   }
-  const size_t sa = (size_t)M * K, sb = (size_t)K * N, sc = (size_t)M * N;
+  const size_t sa = (size_t)M * K, sb = (size_t)K * N;
   for (long i = 0; i < batch; i++) {
-    size_t ia = ai ? (size_t)ai[i] : (size_t)i, ib = bi ? (size_t)bi[i] : (size_t)i;
+    const size_t ia = ai ? (size_t)ai[i] : (size_t)i, ib = bi ? (size_t)bi[i] : (size_t)i;
     if ((ia + 1) * sa > a_len || (ib + 1) * sb > b_len) return throw_err(env, "kernels_blas: input too small");
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
-                (int)K, 1.0f, a + ia * sa, ta ? (int)M : (int)K, b + ib * sb, tb ? (int)K : (int)N, 0.0f,
-                c + (size_t)i * sc, (int)N);
+  }
+  if (batch == 1) {
+    gemm(ta, tb, M, N, K, a + (ai ? (size_t)ai[0] * sa : 0), ta ? M : K, b + (bi ? (size_t)bi[0] * sb : 0), tb ? K : N, c,
+         N);
+    return NULL;
+  }
+  bmm_ctx g = {ta, tb, M, N, K, a, b, c, ai, bi};
+  const double per = 2.0 * M * N * K;
+  if (use_blas_pool(M, N, K)) {
+    // Each product is big enough to thread on its own.
+    blas_threads(g_threads);
+    bmm_range(&g, 0, batch, 0);
+  } else {
+    blas_threads(1);
+    par_for(batch, par_threads(batch, per * batch), bmm_range, &g);
   }
   return NULL;
 }
@@ -217,7 +308,7 @@ static inline float operand(const float *v, int mode, size_t i, size_t col) {
 }
 
 // epilogue(y, n, bias, biasMode, act, alpha, prelu, preluMode)
-static napi_value js_epilogue(napi_env env, napi_callback_info info) {
+HOT static napi_value js_epilogue(napi_env env, napi_callback_info info) {
   GET_ARGS(8);
   F32(0, y);
   long n = get_long(env, argv[1]);
@@ -300,15 +391,6 @@ static int is_pointwise(const conv_p *q) {
          q->OW == q->W;
 }
 
-// Rows of the im2col matrix per chunk: enough for sgemm to run at full speed, small enough for the
-// column buffer to stay near the cache (about 4 MiB).
-static long chunk_rows(long P, long K) {
-  long r = (1L << 20) / (K > 0 ? K : 1);
-  if (r < 256) r = 256;
-  if (r > P) r = P;
-  return r;
-}
-
 typedef struct {
   const conv_p *q;
   const float *x;
@@ -349,14 +431,8 @@ static void im2col_range(void *vctx, long begin, long end, int tid) {
   }
 }
 
-static void im2col(const conv_p *q, const float *x, float *buf, long p0, long rows) {
-  im2col_ctx cx = {q, x, buf, p0};
-  const long K = q->FH * q->FW * q->C;
-  par_for(rows, par_threads(rows, (double)rows * K * 4), im2col_range, &cx);
-}
-
 // Adds the columns of pixels [p0, p0+rows) back into dx (the transpose of im2col).
-static void col2im_add(const conv_p *q, const float *buf, float *dx, long p0, long rows) {
+HOT static void col2im_add(const conv_p *q, const float *buf, float *dx, long p0, long rows) {
   const long K = q->FH * q->FW * q->C, C = q->C, FWC = q->FW * q->C;
   for (long i = 0; i < rows; i++) {
     const long p = p0 + i;
@@ -389,6 +465,77 @@ static void col2im_add(const conv_p *q, const float *buf, float *dx, long p0, lo
   ((size_t)((q).N * (q).H * (q).W * (q).C) <= (xl) && (size_t)((q).FH * (q).FW * (q).C * (q).CO) <= (wl) && \
    (size_t)((q).N * (q).OH * (q).OW * (q).CO) <= (yl))
 
+// Convolutions run in chunks of R output pixels (rows of the im2col matrix). Chunks are spread over
+// our threads, each with its own column buffer and a single-threaded sgemm.
+typedef struct {
+  const conv_p *q;
+  const float *x, *w, *dy;
+  float *y;       // forward output / input gradient
+  float *bufs;    // per-thread column buffers, R*K floats each
+  double *accs;   // per-thread filter-gradient accumulators (K*CO doubles each)
+  float *parts;   // per-thread filter-gradient chunk results (K*CO floats each)
+  long P, K, R;
+} chunk_ctx;
+
+static void conv_fwd_chunks(void *v, long begin, long end, int tid) {
+  const chunk_ctx *cx = (const chunk_ctx *)v;
+  const conv_p *q = cx->q;
+  float *buf = cx->bufs + (size_t)tid * cx->R * cx->K;
+  for (long ch = begin; ch < end; ch++) {
+    const long p0 = ch * cx->R, r = cx->P - p0 < cx->R ? cx->P - p0 : cx->R;
+    im2col_ctx ic = {q, cx->x, buf, p0};
+    im2col_range(&ic, 0, r, tid);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, (int)q->CO, (int)cx->K, 1.0f, buf, (int)cx->K, cx->w,
+                (int)q->CO, 0.0f, cx->y + (size_t)p0 * q->CO, (int)q->CO);
+  }
+}
+
+// Input gradient over whole images [begin, end): chunks of one image never touch another's rows.
+static void conv_bpi_images(void *v, long begin, long end, int tid) {
+  const chunk_ctx *cx = (const chunk_ctx *)v;
+  const conv_p *q = cx->q;
+  float *buf = cx->bufs + (size_t)tid * cx->R * cx->K;
+  const long per = q->OH * q->OW;
+  for (long p0 = begin * per; p0 < end * per; p0 += cx->R) {
+    const long r = end * per - p0 < cx->R ? end * per - p0 : cx->R;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)r, (int)cx->K, (int)q->CO, 1.0f,
+                cx->dy + (size_t)p0 * q->CO, (int)q->CO, cx->w, (int)q->CO, 0.0f, buf, (int)cx->K);
+    col2im_add(q, buf, cx->y, p0, r);
+  }
+}
+
+static void conv_bpf_chunks(void *v, long begin, long end, int tid) {
+  const chunk_ctx *cx = (const chunk_ctx *)v;
+  const conv_p *q = cx->q;
+  const size_t wsize = (size_t)cx->K * q->CO;
+  float *buf = cx->bufs ? cx->bufs + (size_t)tid * cx->R * cx->K : NULL;
+  float *part = cx->parts + (size_t)tid * wsize;
+  double *acc = cx->accs + (size_t)tid * wsize;
+  for (long ch = begin; ch < end; ch++) {
+    const long p0 = ch * cx->R, r = cx->P - p0 < cx->R ? cx->P - p0 : cx->R;
+    const float *cols = cx->x + (size_t)p0 * cx->K;  // pointwise: x itself is the column matrix
+    if (buf) {
+      im2col_ctx ic = {q, cx->x, buf, p0};
+      im2col_range(&ic, 0, r, tid);
+      cols = buf;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)cx->K, (int)q->CO, (int)r, 1.0f, cols, (int)cx->K,
+                cx->dy + (size_t)p0 * q->CO, (int)q->CO, 0.0f, part, (int)q->CO);
+    for (size_t j = 0; j < wsize; j++) acc[j] += part[j];
+  }
+}
+
+// Chunk rows: enough for sgemm to run well, few enough for the columns to stay in L2 (~1 MiB),
+// and at least one chunk per thread.
+static long chunk_rows(long P, long K, int nt) {
+  long r = (1L << 18) / (K > 0 ? K : 1);
+  if (r < 64) r = 64;
+  const long even = (P + nt - 1) / nt;
+  if (r > even) r = even;
+  if (r < 1) r = 1;
+  return r;
+}
+
 // conv2d(x, w, y, params): y = conv(x, w)
 static napi_value js_conv2d(napi_env env, napi_callback_info info) {
   GET_ARGS(4);
@@ -405,20 +552,17 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (is_pointwise(&q)) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)P, (int)q.CO, (int)K, 1.0f, x, (int)K, w, (int)q.CO,
-                0.0f, y, (int)q.CO);
+    gemm(0, 0, P, q.CO, K, x, K, w, q.CO, y, q.CO);
     return NULL;
   }
-  const long R = chunk_rows(P, K);
-  float *buf = (float *)malloc(sizeof(float) * R * K);
-  if (!buf) return throw_err(env, "kernels_blas: out of memory");
-  for (long p0 = 0; p0 < P; p0 += R) {
-    const long r = P - p0 < R ? P - p0 : R;
-    im2col(&q, x, buf, p0, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, (int)q.CO, (int)K, 1.0f, buf, (int)K, w, (int)q.CO,
-                0.0f, y + (size_t)p0 * q.CO, (int)q.CO);
-  }
-  free(buf);
+  const int nt = par_threads(P / 64, 2.0 * P * K * q.CO);
+  const long R = chunk_rows(P, K, nt), nch = (P + R - 1) / R;
+  float *bufs = (float *)malloc(sizeof(float) * R * K * nt);
+  if (!bufs) return throw_err(env, "kernels_blas: out of memory");
+  chunk_ctx cx = {&q, x, w, NULL, y, bufs, NULL, NULL, P, K, R};
+  blas_threads(1);
+  par_for(nch, nt, conv_fwd_chunks, &cx);
+  free(bufs);
   return NULL;
 }
 
@@ -439,26 +583,23 @@ static napi_value js_conv2d_bp_input(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (is_pointwise(&q)) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)P, (int)q.C, (int)q.CO, 1.0f, dy, (int)q.CO, w, (int)q.CO,
-                0.0f, dx, (int)q.C);
+    gemm(0, 1, P, q.C, q.CO, dy, q.CO, w, q.CO, dx, q.C);
     return NULL;
   }
   memset(dx, 0, sizeof(float) * xsize);
-  const long R = chunk_rows(P, K);
-  float *buf = (float *)malloc(sizeof(float) * R * K);
-  if (!buf) return throw_err(env, "kernels_blas: out of memory");
-  for (long p0 = 0; p0 < P; p0 += R) {
-    const long r = P - p0 < R ? P - p0 : R;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)r, (int)K, (int)q.CO, 1.0f, dy + (size_t)p0 * q.CO,
-                (int)q.CO, w, (int)q.CO, 0.0f, buf, (int)K);
-    col2im_add(&q, buf, dx, p0, r);
-  }
-  free(buf);
+  const int nt = par_threads(q.N, 2.0 * P * K * q.CO);
+  const long R = chunk_rows(P, K, 1);
+  float *bufs = (float *)malloc(sizeof(float) * R * K * nt);
+  if (!bufs) return throw_err(env, "kernels_blas: out of memory");
+  chunk_ctx cx = {&q, NULL, w, dy, dx, bufs, NULL, NULL, P, K, R};
+  blas_threads(1);
+  par_for(q.N, nt, conv_bpi_images, &cx);
+  free(bufs);
   return NULL;
 }
 
-// conv2dBackpropFilter(x, dy, dw, params): dw = im2col(x)^T * dy, chunk sums added in double so the
-// reduction over all N*OH*OW pixels keeps float32 accuracy.
+// conv2dBackpropFilter(x, dy, dw, params): dw = im2col(x)^T * dy, chunk results summed in double so
+// the reduction over all N*OH*OW pixels keeps float32 accuracy.
 static napi_value js_conv2d_bp_filter(napi_env env, napi_callback_info info) {
   GET_ARGS(4);
   F32(0, x);
@@ -474,34 +615,31 @@ static napi_value js_conv2d_bp_filter(napi_env env, napi_callback_info info) {
     memset(dw, 0, sizeof(float) * wsize);
     return NULL;
   }
-  if (is_pointwise(&q) && P <= 4096) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)q.CO, (int)P, 1.0f, x, (int)K, dy, (int)q.CO,
-                0.0f, dw, (int)q.CO);
-    return NULL;
-  }
   const int pw = is_pointwise(&q);
-  const long R = pw ? 4096 : chunk_rows(P, K);
-  float *buf = pw ? NULL : (float *)malloc(sizeof(float) * R * K);
-  double *acc = (double *)calloc(wsize, sizeof(double));
-  if ((!pw && !buf) || !acc) {
-    free(buf);
-    free(acc);
+  const int nt = par_threads(P / 256, 2.0 * P * K * q.CO);
+  long R = pw ? 2048 : chunk_rows(P, K, nt);
+  if (R > (P + nt - 1) / nt) R = (P + nt - 1) / nt;
+  const long nch = (P + R - 1) / R;
+  float *bufs = pw ? NULL : (float *)malloc(sizeof(float) * R * K * nt);
+  float *parts = (float *)malloc(sizeof(float) * wsize * nt);
+  double *accs = (double *)calloc(wsize * nt, sizeof(double));
+  if ((!pw && !bufs) || !parts || !accs) {
+    free(bufs);
+    free(parts);
+    free(accs);
     return throw_err(env, "kernels_blas: out of memory");
   }
-  for (long p0 = 0; p0 < P; p0 += R) {
-    const long r = P - p0 < R ? P - p0 : R;
-    const float *cols = x + (size_t)p0 * K;
-    if (!pw) {
-      im2col(&q, x, buf, p0, r);
-      cols = buf;
-    }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)q.CO, (int)r, 1.0f, cols, (int)K,
-                dy + (size_t)p0 * q.CO, (int)q.CO, 0.0f, dw, (int)q.CO);
-    for (size_t j = 0; j < wsize; j++) acc[j] += dw[j];
+  chunk_ctx cx = {&q, x, NULL, dy, NULL, bufs, accs, parts, P, K, R};
+  blas_threads(1);
+  par_for(nch, nt, conv_bpf_chunks, &cx);
+  for (size_t j = 0; j < wsize; j++) {
+    double s = 0;
+    for (int t = 0; t < nt; t++) s += accs[(size_t)t * wsize + j];
+    dw[j] = (float)s;
   }
-  for (size_t j = 0; j < wsize; j++) dw[j] = (float)acc[j];
-  free(buf);
-  free(acc);
+  free(bufs);
+  free(parts);
+  free(accs);
   return NULL;
 }
 
@@ -516,78 +654,151 @@ typedef struct {
   long M;
 } dw_ctx;
 
+// The loops below work on blocks of CB channels with the block's accumulators in registers
+// (a fixed-size inner loop the compiler unrolls and vectorises); the channel multiplier M > 1
+// takes a plain loop. Valid filter taps are found once per output position, not tested per tap.
+#define CB 32
+// 16-float vectors (one AVX-512 register, two AVX2 or four SSE registers, as the clone allows);
+// the unaligned, aliasing-safe type is for loads and stores from tensor memory.
+typedef float vf16 __attribute__((vector_size(64)));
+typedef float vf16u __attribute__((vector_size(64), aligned(4), may_alias));
+#define VLOAD(p) (*(const vf16u *)(p))
+#define VSTORE(p, v) (*(vf16u *)(p) = (v))
+
+// Taps [lo, hi) of a filter dimension that land inside the input for output position o.
+static inline void tap_range(long o, long S, long P, long D, long F, long In, long *lo, long *hi) {
+  const long base = o * S - P;  // input index of tap 0
+  long a = 0, b = F;
+  while (a < F && base + a * D < 0) a++;
+  while (b > a && base + (b - 1) * D >= In) b--;
+  *lo = a;
+  *hi = b;
+}
+
 // Forward over output rows [begin,end) of (n, oh).
-static void dw_fwd_range(void *v, long begin, long end, int tid) {
+HOT static void dw_fwd_range(void *v, long begin, long end, int tid) {
   const dw_ctx *cx = (const dw_ctx *)v;
   const conv_p *q = cx->q;
   const long C = q->C, M = cx->M, CO = C * M;
   for (long row = begin; row < end; row++) {
     const long n = row / q->OH, oh = row % q->OH;
     const float *xn = cx->a + (size_t)n * q->H * q->W * C;
+    long kh0, kh1;
+    tap_range(oh, q->SH, q->PT, q->DH, q->FH, q->H, &kh0, &kh1);
     for (long ow = 0; ow < q->OW; ow++) {
-      float *o = cx->out + ((size_t)row * q->OW + ow) * CO;
-      memset(o, 0, sizeof(float) * CO);
-      for (long kh = 0; kh < q->FH; kh++) {
-        const long ih = oh * q->SH - q->PT + kh * q->DH;
-        if (ih < 0 || ih >= q->H) continue;
-        for (long kw = 0; kw < q->FW; kw++) {
-          const long iw = ow * q->SW - q->PL + kw * q->DW;
-          if (iw < 0 || iw >= q->W) continue;
-          const float *xp = xn + ((size_t)ih * q->W + iw) * C;
-          const float *wp = cx->b + (size_t)(kh * q->FW + kw) * CO;
-          if (M == 1) {
-            for (long c = 0; c < C; c++) o[c] += xp[c] * wp[c];
-          } else {
+      float *restrict o = cx->out + ((size_t)row * q->OW + ow) * CO;
+      long kw0, kw1;
+      tap_range(ow, q->SW, q->PL, q->DW, q->FW, q->W, &kw0, &kw1);
+      const long ih0 = oh * q->SH - q->PT, iw0 = ow * q->SW - q->PL;
+      if (M == 1) {
+        long c0 = 0;
+        for (; c0 + CB <= C; c0 += CB) {
+          vf16 a0 = {0}, a1 = {0};
+          for (long kh = kh0; kh < kh1; kh++) {
+            const float *xr = xn + ((size_t)(ih0 + kh * q->DH) * q->W) * C + c0;
+            const float *wr = cx->b + (size_t)kh * q->FW * C + c0;
+            for (long kw = kw0; kw < kw1; kw++) {
+              const float *xp = xr + (iw0 + kw * q->DW) * C;
+              const float *wp = wr + kw * C;
+              a0 += VLOAD(xp) * VLOAD(wp);
+              a1 += VLOAD(xp + 16) * VLOAD(wp + 16);
+            }
+          }
+          VSTORE(o + c0, a0);
+          VSTORE(o + c0 + 16, a1);
+        }
+        if (c0 < C) {
+          for (long c = c0; c < C; c++) o[c] = 0.0f;
+          for (long kh = kh0; kh < kh1; kh++)
+            for (long kw = kw0; kw < kw1; kw++) {
+              const float *restrict xp = xn + ((size_t)(ih0 + kh * q->DH) * q->W + iw0 + kw * q->DW) * C;
+              const float *restrict wp = cx->b + (size_t)(kh * q->FW + kw) * C;
+              for (long c = c0; c < C; c++) o[c] += xp[c] * wp[c];
+            }
+        }
+      } else {
+        memset(o, 0, sizeof(float) * CO);
+        for (long kh = kh0; kh < kh1; kh++)
+          for (long kw = kw0; kw < kw1; kw++) {
+            const float *restrict xp = xn + ((size_t)(ih0 + kh * q->DH) * q->W + iw0 + kw * q->DW) * C;
+            const float *restrict wp = cx->b + (size_t)(kh * q->FW + kw) * CO;
             for (long c = 0; c < C; c++)
               for (long m = 0; m < M; m++) o[c * M + m] += xp[c] * wp[c * M + m];
           }
-        }
       }
     }
   }
 }
 
 // Input gradient, gathered per input row [begin,end) of (n, ih) so threads never write the same row.
-static void dw_bpi_range(void *v, long begin, long end, int tid) {
+HOT static void dw_bpi_range(void *v, long begin, long end, int tid) {
   const dw_ctx *cx = (const dw_ctx *)v;
   const conv_p *q = cx->q;
   const long C = q->C, M = cx->M, CO = C * M;
+  long khs[64], ohs[64], kws[64], ows[64];  // contributing (tap, output) pairs; F <= 64 checked by caller
   for (long row = begin; row < end; row++) {
     const long n = row / q->H, ih = row % q->H;
     const float *dyn = cx->a + (size_t)n * q->OH * q->OW * CO;
+    long nh = 0;
+    for (long kh = 0; kh < q->FH; kh++) {
+      const long t = ih + q->PT - kh * q->DH;
+      if (t < 0 || t % q->SH || t / q->SH >= q->OH) continue;
+      khs[nh] = kh;
+      ohs[nh++] = t / q->SH;
+    }
     for (long iw = 0; iw < q->W; iw++) {
-      float *d = cx->out + ((size_t)row * q->W + iw) * C;
-      memset(d, 0, sizeof(float) * C);
-      for (long kh = 0; kh < q->FH; kh++) {
-        const long t = ih + q->PT - kh * q->DH;
-        if (t < 0 || t % q->SH) continue;
-        const long oh = t / q->SH;
-        if (oh >= q->OH) continue;
-        for (long kw = 0; kw < q->FW; kw++) {
-          const long u = iw + q->PL - kw * q->DW;
-          if (u < 0 || u % q->SW) continue;
-          const long ow = u / q->SW;
-          if (ow >= q->OW) continue;
-          const float *g = dyn + ((size_t)oh * q->OW + ow) * CO;
-          const float *wp = cx->b + (size_t)(kh * q->FW + kw) * CO;
-          if (M == 1) {
-            for (long c = 0; c < C; c++) d[c] += g[c] * wp[c];
-          } else {
+      float *restrict d = cx->out + ((size_t)row * q->W + iw) * C;
+      long nw = 0;
+      for (long kw = 0; kw < q->FW; kw++) {
+        const long u = iw + q->PL - kw * q->DW;
+        if (u < 0 || u % q->SW || u / q->SW >= q->OW) continue;
+        kws[nw] = kw;
+        ows[nw++] = u / q->SW;
+      }
+      if (M == 1) {
+        long c0 = 0;
+        for (; c0 + CB <= C; c0 += CB) {
+          vf16 a0 = {0}, a1 = {0};
+          for (long i = 0; i < nh; i++)
+            for (long k = 0; k < nw; k++) {
+              const float *g = dyn + ((size_t)ohs[i] * q->OW + ows[k]) * C + c0;
+              const float *wp = cx->b + (size_t)(khs[i] * q->FW + kws[k]) * C + c0;
+              a0 += VLOAD(g) * VLOAD(wp);
+              a1 += VLOAD(g + 16) * VLOAD(wp + 16);
+            }
+          VSTORE(d + c0, a0);
+          VSTORE(d + c0 + 16, a1);
+        }
+        if (c0 < C) {
+          for (long c = c0; c < C; c++) d[c] = 0.0f;
+          for (long i = 0; i < nh; i++)
+            for (long k = 0; k < nw; k++) {
+              const float *restrict g = dyn + ((size_t)ohs[i] * q->OW + ows[k]) * C;
+              const float *restrict wp = cx->b + (size_t)(khs[i] * q->FW + kws[k]) * C;
+              for (long c = c0; c < C; c++) d[c] += g[c] * wp[c];
+            }
+        }
+      } else {
+        memset(d, 0, sizeof(float) * C);
+        for (long i = 0; i < nh; i++)
+          for (long k = 0; k < nw; k++) {
+            const float *restrict g = dyn + ((size_t)ohs[i] * q->OW + ows[k]) * CO;
+            const float *restrict wp = cx->b + (size_t)(khs[i] * q->FW + kws[k]) * CO;
             for (long c = 0; c < C; c++) {
               float s = 0.0f;
               for (long m = 0; m < M; m++) s += g[c * M + m] * wp[c * M + m];
               d[c] += s;
             }
           }
-        }
       }
     }
   }
 }
 
-// Filter gradient over output rows [begin,end): each (n, oh) row is summed in float into a small
-// buffer, then added to this thread's double accumulator.
-static void dw_bpf_range(void *v, long begin, long end, int tid) {
+// Filter gradient over output rows [begin,end): for each (n, oh) row and tap, the products along the
+// row are summed in registers, the row total goes to a float partial, and each row's partials are
+// added to this thread's double accumulator.
+HOT static void dw_bpf_range(void *v, long begin, long end, int tid) {
   const dw_ctx *cx = (const dw_ctx *)v;
   const conv_p *q = cx->q;
   const long C = q->C, M = cx->M, CO = C * M, T = q->FH * q->FW;
@@ -596,20 +807,41 @@ static void dw_bpf_range(void *v, long begin, long end, int tid) {
   for (long row = begin; row < end; row++) {
     const long n = row / q->OH, oh = row % q->OH;
     const float *xn = cx->a + (size_t)n * q->H * q->W * C;
+    const float *gr = cx->b + (size_t)row * q->OW * CO;
     memset(part, 0, sizeof(float) * T * CO);
-    for (long ow = 0; ow < q->OW; ow++) {
-      const float *g = cx->b + ((size_t)row * q->OW + ow) * CO;
-      for (long kh = 0; kh < q->FH; kh++) {
-        const long ih = oh * q->SH - q->PT + kh * q->DH;
-        if (ih < 0 || ih >= q->H) continue;
-        for (long kw = 0; kw < q->FW; kw++) {
-          const long iw = ow * q->SW - q->PL + kw * q->DW;
-          if (iw < 0 || iw >= q->W) continue;
-          const float *xp = xn + ((size_t)ih * q->W + iw) * C;
-          float *pp = part + (size_t)(kh * q->FW + kw) * CO;
-          if (M == 1) {
-            for (long c = 0; c < C; c++) pp[c] += xp[c] * g[c];
-          } else {
+    long kh0, kh1;
+    tap_range(oh, q->SH, q->PT, q->DH, q->FH, q->H, &kh0, &kh1);
+    for (long kh = kh0; kh < kh1; kh++) {
+      const float *xr = xn + (size_t)(oh * q->SH - q->PT + kh * q->DH) * q->W * C;
+      for (long kw = 0; kw < q->FW; kw++) {
+        // Output columns whose tap kw lands inside the input.
+        long ow0 = 0, ow1 = q->OW;
+        while (ow0 < ow1 && ow0 * q->SW - q->PL + kw * q->DW < 0) ow0++;
+        while (ow1 > ow0 && (ow1 - 1) * q->SW - q->PL + kw * q->DW >= q->W) ow1--;
+        float *restrict pp = part + (size_t)(kh * q->FW + kw) * CO;
+        const long xoff = kw * q->DW - q->PL;
+        if (M == 1) {
+          long c0 = 0;
+          for (; c0 + CB <= C; c0 += CB) {
+            vf16 s0 = {0}, s1 = {0};
+            for (long ow = ow0; ow < ow1; ow++) {
+              const float *xp = xr + (ow * q->SW + xoff) * C + c0;
+              const float *g = gr + ow * C + c0;
+              s0 += VLOAD(xp) * VLOAD(g);
+              s1 += VLOAD(xp + 16) * VLOAD(g + 16);
+            }
+            VSTORE(pp + c0, VLOAD(pp + c0) + s0);
+            VSTORE(pp + c0 + 16, VLOAD(pp + c0 + 16) + s1);
+          }
+          for (long ow = ow0; ow < ow1 && c0 < C; ow++) {
+            const float *restrict xp = xr + (ow * q->SW + xoff) * C;
+            const float *restrict g = gr + ow * C;
+            for (long c = c0; c < C; c++) pp[c] += xp[c] * g[c];
+          }
+        } else {
+          for (long ow = ow0; ow < ow1; ow++) {
+            const float *restrict xp = xr + (ow * q->SW + xoff) * C;
+            const float *restrict g = gr + ow * CO;
             for (long c = 0; c < C; c++)
               for (long m = 0; m < M; m++) pp[c * M + m] += xp[c] * g[c * M + m];
           }
@@ -622,7 +854,7 @@ static void dw_bpf_range(void *v, long begin, long end, int tid) {
 
 static int read_dw(napi_env env, napi_value *argv, conv_p *q, long *M) {
   if (!read_conv(env, argv[3], q)) return 0;
-  if (q->C <= 0 || q->CO % q->C) return 0;
+  if (q->C <= 0 || q->CO % q->C || q->FH > 64 || q->FW > 64) return 0;
   *M = q->CO / q->C;
   return 1;
 }

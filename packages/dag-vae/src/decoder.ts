@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InputError, Rng, type ArchDag } from '@metad2a/core';
 import { GRUCell, Linear, Module, ReLU, Sequential, Sigmoid } from '@metad2a/nn';
 import { packGraphs, type GraphBatch, type ModelSpace } from './graph-batch.js';
-import { GruWeights, MessageWeights, oneHotRows } from './message-passing.js';
+import { GruWeights, MessageWeights, affine, oneHotRows, type GateInputs } from './message-passing.js';
 
 export type DecodeMode = 'argmax' | 'sample';
 
@@ -65,20 +65,21 @@ export class DagDecoder extends Module {
     });
     const wNewT = e0.weight.slice([0, hs], [4 * hs, hs]).transpose() as tf.Tensor2D;
     const w2T = e2.weight.transpose() as tf.Tensor2D;
-    const b2 = e2.bias as unknown as tf.Tensor1D;
+    const b2 = e2.bias!;
     /** Edge logits [k*B] for k stacked P blocks and the new vertex's current Q. */
     const edgeLogits = (P: tf.Tensor2D[], Q: tf.Tensor2D): tf.Tensor1D => {
       const B = Q.shape[0];
       const x = P.length === 1 ? P[0].add(Q) : tf.stack(P).add(Q).reshape([P.length * B, 4 * hs]);
-      return tf.matMul(tf.relu(x) as tf.Tensor2D, w2T).add(b2).reshape([-1]) as tf.Tensor1D;
+      return affine(tf.relu(x) as tf.Tensor2D, w2T, b2).reshape([-1]) as tf.Tensor1D;
     };
-    const tensors = [...gw.tensors(), ...mw.tensors(), wNewT, w2T];
-    return { gw, mw, wNewT, edgeLogits, tensors, dispose: () => tf.dispose(tensors) };
-  }
-
-  /** Type logits [B, nvt] from the state of the last vertex. */
-  private typeLogits(h: tf.Tensor2D): tf.Tensor2D {
-    return this.add_vertex.forward(h) as tf.Tensor2D;
+    const v0 = this.add_vertex.layers[0] as Linear;
+    const v2 = this.add_vertex.layers[2] as Linear;
+    const av0 = v0.weight.transpose() as tf.Tensor2D;
+    const av2 = v2.weight.transpose() as tf.Tensor2D;
+    /** add_vertex(h): type logits [B, nvt]. */
+    const typeLogits = (h: tf.Tensor2D) => affine(affine(h, av0, v0.bias, 'relu'), av2, v2.bias);
+    const tensors = [...gw.tensors(), ...mw.tensors(), wNewT, w2T, av0, av2];
+    return { gw, mw, wNewT, edgeLogits, typeLogits, tensors, dispose: () => tf.dispose(tensors) };
   }
 
   /**
@@ -129,7 +130,7 @@ export class DagDecoder extends Module {
         const newTypes = new Int32Array(B).fill(END);
         if (idx < n - 1) {
           const logits = tf.tidy(() => {
-            const l = this.typeLogits(h);
+            const l = prep.typeLogits(h);
             return mode === 'sample' ? tf.softmax(l) : l;
           });
           const vals = logits.dataSync() as Float32Array;
@@ -142,7 +143,8 @@ export class DagDecoder extends Module {
           out[b].types.push(newTypes[b]);
           if (newTypes[b] !== END) anyNormal = true;
         }
-        const gi = keep(tf.tidy(() => prep.gw.inputGates(oneHotRows(newTypes, nvt))));
+        const gi: GateInputs = tf.tidy(() => prep.gw.inputGates(oneHotRows(newTypes, nvt)));
+        keep(gi.r), keep(gi.z), keep(gi.n);
         h = keep(tf.tidy(() => prep.gw.step(gi, null)));
         if (anyNormal) {
           let hIn: tf.Tensor2D | null = null;
@@ -225,9 +227,7 @@ export class DagDecoder extends Module {
     const nvt = this.nvt;
     {
       const prep = this.prepare();
-      const oh = new Float32Array(B * n * nvt);
-      for (let i = 0; i < B * n; i++) oh[i * nvt + types[i]] = 1;
-      const gi = tf.unstack(prep.gw.inputGates(tf.tensor2d(oh, [B * n, nvt])).reshape([B, n, -1]), 1) as tf.Tensor2D[];
+      const gi = (v: number) => prep.gw.inputGates(oneHotRows(Int32Array.from({ length: B }, (_, b) => types[b * n + v]), nvt));
       const h0 = tf.tanh(this.fc3.forward(z)) as tf.Tensor2D;
       let h = prep.gw.step(prep.gw.inputGates(oneHotRows(new Array(B).fill(this.space.startType), nvt)), h0);
       const P: tf.Tensor2D[] = [];
@@ -242,8 +242,9 @@ export class DagDecoder extends Module {
       const edgeLogits: tf.Tensor1D[] = [];
       const edgeTargets: number[] = [];
       for (let v = 1; v < n; v++) {
-        typeLogits.push(this.typeLogits(h));
-        h = prep.gw.step(gi[v], null);
+        typeLogits.push(prep.typeLogits(h));
+        const giV = gi(v);
+        h = prep.gw.step(giV, null);
         let hIn: tf.Tensor2D | null = null;
         let pending: number[] = [];
         // score all pending candidate parents with the current state of v (one batched matmul)
@@ -267,7 +268,7 @@ export class DagDecoder extends Module {
           flush();
           const m = all ? M[vi] : (M[vi].mul(tf.tensor2d(col, [B, 1])) as tf.Tensor2D);
           hIn = hIn ? (hIn.add(m) as tf.Tensor2D) : m;
-          h = prep.gw.step(gi[v], hIn);
+          h = prep.gw.step(giV, hIn);
         }
         flush();
         if (v < n - 1) remember(h, v);

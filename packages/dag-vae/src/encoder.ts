@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ArchDag, Rng } from '@metad2a/core';
 import { GRUCell, Linear, Module, Sequential, Sigmoid } from '@metad2a/nn';
 import { packGraphs, type GraphBatch, type ModelSpace } from './graph-batch.js';
-import { GruWeights, MessageWeights } from './message-passing.js';
+import { GruWeights, MessageWeights, oneHotRows } from './message-passing.js';
 
 /**
  * D-VAE's bidirectional asynchronous message-passing graph encoder with vertex-id one-hots ("vid"),
@@ -67,10 +67,7 @@ export class DagEncoder extends Module {
     const gate = (reverse ? this.gate_backward : this.gate_forward).layers[0] as Linear;
     const mapper = (reverse ? this.mapper_backward : this.mapper_forward).layers[0] as Linear;
     const mw = new MessageWeights(gate, mapper, n);
-    // input gates of every vertex in one matmul: [B*n, nvt] x [nvt, 3hs]
-    const oh = new Float32Array(B * n * this.nvt);
-    for (let i = 0; i < B * n; i++) oh[i * this.nvt + types[i]] = 1;
-    const gi = tf.unstack(gw.inputGates(tf.tensor2d(oh, [B * n, this.nvt])).reshape([B, n, 3 * this.hs]), 1) as tf.Tensor2D[];
+    const typesAt = (v: number) => Int32Array.from({ length: B }, (_, b) => types[b * n + v]);
     // (sender, receiver) edge columns over the batch: edge p->v is a message v<-p forward, p<-v backward
     const edgeCol = (from: number, to: number): Float32Array | null => {
       const col = new Float32Array(B);
@@ -98,7 +95,7 @@ export class DagEncoder extends Module {
         }
         if (terms.length) hIn = terms.length === 1 ? terms[0] : (tf.addN(terms) as tf.Tensor2D);
       }
-      states[v] = gw.step(gi[v], hIn);
+      states[v] = gw.step(gw.inputGates(oneHotRows(typesAt(v), this.nvt)), hIn);
       // only vertices that send to someone need their message
       const receivers = reverse ? range(0, v) : range(v + 1, n);
       if (receivers.some((w) => edgeCol(v, w))) msgs[v] = mw.message(states[v], v).msg;

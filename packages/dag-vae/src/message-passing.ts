@@ -1,92 +1,109 @@
 import * as tf from '@tensorflow/tfjs';
 import type { GRUCell, Linear } from '@metad2a/nn';
 
+/** x W + bias in one kernel (OpenBLAS sgemm + epilogue where kernels-blas is active). */
+export function affine(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor | null, activation?: 'relu' | 'linear'): tf.Tensor2D {
+  return tf.fused.matMul({ a: x, b: w, bias: bias ?? undefined, activation: activation ?? 'linear' }) as tf.Tensor2D;
+}
+
+/** Input gates of a batch of vertices, one [B, hs] tensor per GRU gate. */
+export type GateInputs = {
+  r: tf.Tensor2D;
+  z: tf.Tensor2D;
+  n: tf.Tensor2D;
+};
+
 /**
- * A GRUCell's weights laid out once per forward call for many batched steps: the input-gate table
- * W_ih^T + b_ih indexed by vertex type (inputs are one-hots), W_hh^T pre-transposed, and a step that
- * skips the W_hh matmul when the hidden input is zero (vertices without predecessors).
+ * A GRUCell's weights laid out once per forward call for many batched steps. Each gate (r, z, n)
+ * gets its own matmuls: slicing [B, 3hs] outputs costs more than it saves on the wasm backend.
+ * Inputs are vertex-type one-hots, so W_ih x + b_ih is a row of a per-type table (a matmul with the
+ * one-hot keeps gradients on wasm, which has no gather gradient without kernels-blas). When the
+ * hidden input is zero (no predecessors) the W_hh matmuls are skipped.
  */
 export class GruWeights {
   readonly hs: number;
-  /** [nvt, 3hs]: row t = W_ih one-hot(t) + b_ih. */
-  readonly table: tf.Tensor2D;
-  readonly whhT: tf.Tensor2D;
-  readonly bhh: tf.Tensor1D;
+  /** [nvt, hs] per gate: W_i* one-hot(t) + b_i*. */
+  readonly table: GateInputs;
+  /** [hs, hs] per gate, transposed. */
+  readonly whh: GateInputs;
+  /** [1, hs] per gate. */
+  readonly bhh: GateInputs;
 
   constructor(cell: GRUCell) {
-    this.hs = cell.hiddenSize;
-    this.table = cell.weightIh.transpose().add(cell.biasIh) as tf.Tensor2D;
-    this.whhT = cell.weightHh.transpose() as tf.Tensor2D;
-    this.bhh = cell.biasHh as unknown as tf.Tensor1D;
+    const H = cell.hiddenSize;
+    this.hs = H;
+    const gate = (k: number) => ({
+      table: cell.weightIh.slice([k * H, 0], [H, -1]).transpose().add(cell.biasIh.slice([k * H], [H])) as tf.Tensor2D,
+      whh: cell.weightHh.slice([k * H, 0], [H, H]).transpose() as tf.Tensor2D,
+      bhh: cell.biasHh.slice([k * H], [H]).reshape([1, H]) as tf.Tensor2D,
+    });
+    const [r, z, n] = [gate(0), gate(1), gate(2)];
+    this.table = { r: r.table, z: z.table, n: n.table };
+    this.whh = { r: r.whh, z: z.whh, n: n.whh };
+    this.bhh = { r: r.bhh, z: z.bhh, n: n.bhh };
   }
 
-  /** Input gates of one-hot type rows [B, nvt] -> [B, 3hs] (a matmul, so gradients reach W_ih on wasm). */
-  inputGates(oneHot: tf.Tensor2D): tf.Tensor2D {
-    return tf.matMul(oneHot, this.table);
+  /** Input gates of one-hot type rows [B, nvt]. */
+  inputGates(oneHot: tf.Tensor2D): GateInputs {
+    return { r: tf.matMul(oneHot, this.table.r), z: tf.matMul(oneHot, this.table.z), n: tf.matMul(oneHot, this.table.n) };
   }
 
-  /** torch.nn.GRUCell given precomputed input gates gi [B, 3hs] and hidden input h (null = zeros). */
-  step(gi: tf.Tensor2D, h: tf.Tensor2D | null): tf.Tensor2D {
-    const H = this.hs;
-    const gh: tf.Tensor = h ? tf.matMul(h, this.whhT).add(this.bhh) : this.bhh.reshape([1, 3 * H]);
-    const B = gi.shape[0];
-    const rz = tf.sigmoid(gi.slice([0, 0], [B, 2 * H]).add(gh.slice([0, 0], [-1, 2 * H])));
-    const r = rz.slice([0, 0], [B, H]);
-    const z = rz.slice([0, H], [B, H]);
-    const nGate = tf.tanh(gi.slice([0, 2 * H], [B, H]).add(r.mul(gh.slice([0, 2 * H], [-1, H]))));
-    // h' = (1 - z) n + z h
+  /**
+   * torch.nn.GRUCell given input gates and the hidden input h (null = zeros):
+   * r = s(gi_r + W_hr h + b_hr), z = s(gi_z + W_hz h + b_hz), n = tanh(gi_n + r (W_hn h + b_hn)),
+   * h' = (1 - z) n + z h.
+   */
+  step(gi: GateInputs, h: tf.Tensor2D | null): tf.Tensor2D {
+    const gh = (g: keyof GateInputs) => (h ? affine(h, this.whh[g], this.bhh[g]) : this.bhh[g]);
+    const r = tf.sigmoid(gi.r.add(gh('r')));
+    const z = tf.sigmoid(gi.z.add(gh('z')));
+    const nGate = tf.tanh(gi.n.add(r.mul(gh('n'))));
     return (h ? nGate.add(z.mul(h.sub(nGate))) : nGate.sub(z.mul(nGate))) as tf.Tensor2D;
   }
 
-  /** The tensors this object owns (not the module's variables). */
   tensors(): tf.Tensor[] {
-    return [this.table, this.whhT];
+    return [...Object.values(this.table), ...Object.values(this.whh), ...Object.values(this.bhh)];
   }
 }
 
 /**
  * D-VAE's gated message from a sender vertex p with state h_p and "vid" one-hot e_p (length n):
  *   m_p = sigmoid(Wg [h_p; e_p] + bg) * (Wm [h_p; e_p])          (the mapper has no bias)
- * Wg e_p is column hs+p of Wg, so the vid part is a per-vertex bias row. Gate and mapper run as
- * one matmul; `extra` ([out, hs] weights with bias) rides along on the same matmul (the decoder's
- * add_edge first layer applied to h_p).
+ * Wg e_p is column hs+p of Wg, so the vid part is a per-vertex bias row. `extra` (weights [out, hs]
+ * with bias) is another projection of h_p computed alongside (the decoder's add_edge half for h_vi).
  */
 export class MessageWeights {
   readonly hs: number;
-  readonly extraOut: number;
-  /** [hs, 2hs (+ extraOut)]. */
-  readonly wT: tf.Tensor2D;
-  /** n rows of [1, 2hs]: (Wg e_p + bg ; Wm e_p). */
-  readonly vidBias: tf.Tensor2D[];
-  readonly extraBias: tf.Tensor1D | null;
+  readonly wg: tf.Tensor2D;
+  readonly wm: tf.Tensor2D;
+  /** n rows [1, hs]: Wg e_p + bg, and Wm e_p. */
+  readonly vidGate: tf.Tensor2D[];
+  readonly vidMap: tf.Tensor2D[];
+  readonly extraW: tf.Tensor2D | null;
+  readonly extraBias: tf.Tensor | null;
 
   constructor(gate: Linear, mapper: Linear, n: number, extra?: { weight: tf.Tensor2D; bias: tf.Tensor1D }) {
     const hs = gate.outFeatures;
     this.hs = hs;
-    this.extraOut = extra ? extra.weight.shape[0] : 0;
-    const wg = gate.weight as tf.Tensor2D;
-    const wm = mapper.weight as tf.Tensor2D;
-    const parts = [wg.slice([0, 0], [hs, hs]), wm.slice([0, 0], [hs, hs])];
-    if (extra) parts.push(extra.weight);
-    this.wT = tf.concat(parts, 0).transpose() as tf.Tensor2D;
-    const vid = tf.concat([wg.slice([0, hs], [hs, n]).transpose().add(gate.bias!), wm.slice([0, hs], [hs, n]).transpose()], 1);
-    this.vidBias = tf.split(vid, n, 0) as tf.Tensor2D[];
+    const g = gate.weight as tf.Tensor2D;
+    const m = mapper.weight as tf.Tensor2D;
+    this.wg = g.slice([0, 0], [hs, hs]).transpose();
+    this.wm = m.slice([0, 0], [hs, hs]).transpose();
+    this.vidGate = tf.split(g.slice([0, hs], [hs, n]).transpose().add(gate.bias!), n, 0) as tf.Tensor2D[];
+    this.vidMap = tf.split(m.slice([0, hs], [hs, n]).transpose(), n, 0) as tf.Tensor2D[];
+    this.extraW = extra ? (extra.weight.transpose() as tf.Tensor2D) : null;
     this.extraBias = extra ? extra.bias : null;
   }
 
   /** Message of sender p (and the extra projection, when configured) from its final state h [B, hs]. */
   message(h: tf.Tensor2D, p: number): { msg: tf.Tensor2D; extra: tf.Tensor2D | null } {
-    const hs = this.hs;
-    const B = h.shape[0];
-    const t = tf.matMul(h, this.wT);
-    const gm = (this.extraOut ? t.slice([0, 0], [B, 2 * hs]) : t).add(this.vidBias[p]);
-    const msg = tf.sigmoid(gm.slice([0, 0], [B, hs])).mul(gm.slice([0, hs], [B, hs])) as tf.Tensor2D;
-    const extra = this.extraOut ? (t.slice([0, 2 * hs], [B, this.extraOut]).add(this.extraBias!) as tf.Tensor2D) : null;
+    const msg = tf.sigmoid(affine(h, this.wg, this.vidGate[p])).mul(affine(h, this.wm, this.vidMap[p])) as tf.Tensor2D;
+    const extra = this.extraW ? affine(h, this.extraW, this.extraBias) : null;
     return { msg, extra };
   }
 
   tensors(): tf.Tensor[] {
-    return [this.wT, ...this.vidBias];
+    return [this.wg, this.wm, ...this.vidGate, ...this.vidMap, ...(this.extraW ? [this.extraW] : [])];
   }
 }
 

@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+// Speed of the three models (set encoder, D-VAE generator, predictor) against the original PyTorch
+// code's single-core figures. Runs on the built dist of the packages:
+//   (cd packages/set-encoder && npx tsup) && (cd packages/dag-vae && npx tsup) && (cd packages/predictor && npx tsup)
+//   node tools/bench/models.mjs [--repeats 5] [--backend wasm] [--gen-batch 100]
+// Reports medians over repeated runs and the speed-up over the original's figures (one core):
+// decode 100 graphs 0.08 s, set-encode 100 ten-class datasets 0.18 s, rank 500 candidates 0.38 s,
+// one training step at batch 32: generator 0.29 s, predictor 0.37 s.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '@metad2a/core';
+import { initBackend, importTorchStateDict, readF32Bundle } from '@metad2a/nn';
+import { Generator } from '@metad2a/dag-vae';
+import { Predictor } from '@metad2a/predictor';
+import { nb201Space } from '@metad2a/search-space-201';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const REPEATS = Number(opt('repeats', 5));
+const GEN_BATCH = Number(opt('gen-batch', 100));
+const backend = await initBackend({ force: opt('backend', 'wasm'), quiet: true });
+const ORIGINAL = { decode100: 0.08, setEncode100: 0.18, rank500: 0.38, genStep: 0.29, predStep: 0.37 };
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+function time(fn, repeats = REPEATS, warmup = 1) {
+  for (let i = 0; i < warmup; i++) fn();
+  const ts = [];
+  let last;
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    last = fn();
+    ts.push((performance.now() - t0) / 1000);
+  }
+  return { median: median(ts), min: Math.min(...ts), last };
+}
+
+const fixture = readF32Bundle(path.join(root, '../shared/fixtures/metad2a-parity/manifest.json'));
+const gen = new Generator(nb201Space);
+gen.loadOriginal(importTorchStateDict(path.join(root, '../shared/data/metad2a-original/generator_ckpt_400.pt')));
+const pred = new Predictor(nb201Space);
+pred.loadOriginal(fixture.group('predictor_state'));
+
+// A 10-class dataset: per class a pool of 60 feature vectors (the fixture's three 10-class inputs);
+// every dataset sample draws 20 of them per class without replacement, as the original's loader.
+const pool = fixture.get('generator_case/input_X').data; // [3, 200, 512], class-major
+const F = 512;
+const NS = 20;
+const poolRow = (c, k) => {
+  const task = Math.floor(k / NS);
+  const s = k % NS;
+  return pool.subarray(((task * 200) + c * NS + s) * F, ((task * 200) + c * NS + s + 1) * F);
+};
+function sampleDatasets(rng, count, C = 10) {
+  const x = new Float32Array(count * C * NS * F);
+  let o = 0;
+  for (let b = 0; b < count; b++) {
+    for (let c = 0; c < C; c++) {
+      for (const k of rng.sampleWithoutReplacement(60, NS)) {
+        x.set(poolRow(c, k), o);
+        o += F;
+      }
+    }
+  }
+  return tf.tensor3d(x, [count, C * NS, F]);
+}
+
+const rng = new Rng(333);
+const results = {};
+
+// 1. set-encode 100 ten-class datasets, and decode 100 graphs (stochastic, as at meta-test)
+{
+  const X = sampleDatasets(rng, 100);
+  const enc = time(() => tf.tidy(() => gen.encodeDatasets(X).mu.dataSync()));
+  const { mu, logvar } = gen.encodeDatasets(X);
+  const dec = time(() => gen.sample(mu, { mode: 'sample', rng }));
+  results.setEncode100 = enc.median;
+  results.decode100 = dec.median;
+  tf.dispose([X, mu, logvar]);
+}
+
+// 2. generate 500 unique valid NB201 cells for one 10-class dataset (original protocol: batches of
+//    fresh dataset samples, z = mu, stochastic decoding, dedupe by string)
+function generate500(seed) {
+  const r = new Rng(seed);
+  const seen = new Map();
+  let batches = 0;
+  let decoded = 0;
+  while (seen.size < 500) {
+    const X = sampleDatasets(r, GEN_BATCH);
+    const dags = gen.generate(X, { mode: 'sample', rng: r });
+    X.dispose();
+    batches++;
+    decoded += dags.length;
+    for (const d of dags) {
+      const arch = nb201Space.fromDag(d);
+      if (!arch) continue;
+      const s = nb201Space.format(arch);
+      if (!seen.has(s) && seen.size < 500) seen.set(s, d);
+    }
+    if (batches > 2000) throw new Error('no 500 unique valid cells after 2000 batches');
+  }
+  return { batches, decoded, cells: [...seen.keys()] };
+}
+{
+  const runs = [];
+  let info;
+  for (let i = 0; i < REPEATS; i++) {
+    const t0 = performance.now();
+    info = generate500(1000 + i);
+    runs.push({ s: (performance.now() - t0) / 1000, batches: info.batches, decoded: info.decoded });
+  }
+  results.generate500 = median(runs.map((r) => r.s));
+  results.generateBatches = median(runs.map((r) => r.batches));
+  results.generateDecoded = median(runs.map((r) => r.decoded));
+  results.cells = info.cells;
+}
+
+// 3. rank 500 candidates: 10 fresh samples of the dataset, every candidate's canonical graph, mean score
+{
+  const dags = results.cells.map((s) => nb201Space.toDag(nb201Space.parse(s)));
+  const packed = pred.pack(dags);
+  const X = sampleDatasets(rng, 10);
+  const r = time(() => pred.scoreAll(X, packed));
+  results.rank500 = r.median;
+  X.dispose();
+}
+
+// 4. training steps at batch 32: 20 classes x 20 samples x 512 features, Adam lr 1e-4
+{
+  const B = 32;
+  const X = tf.tensor3d(rng.normalArray(B * 20 * NS * F), [B, 20 * NS, F]);
+  const dags = Array.from({ length: B }, () => nb201Space.toDag(nb201Space.sample(rng)));
+  const gOpt = tf.train.adam(1e-4);
+  const gVars = gen.trainableParameters();
+  const g = time(() => {
+    const c = gOpt.minimize(() => gen.loss(X, dags, { train: true, rng }).loss, true, gVars);
+    const v = c.dataSync()[0];
+    c.dispose();
+    return v;
+  });
+  results.genStep = g.median;
+  const targets = Array.from({ length: B }, () => rng.normal(0, 0.01));
+  const pOpt = tf.train.adam(1e-4);
+  const pVars = pred.trainableParameters();
+  const p = time(() => {
+    const c = pOpt.minimize(() => pred.loss(X, dags, targets), true, pVars);
+    const v = c.dataSync()[0];
+    c.dispose();
+    return v;
+  });
+  results.predStep = p.median;
+  X.dispose();
+}
+
+const row = (what, ours, orig) => `${what.padEnd(44)} ${ours.toFixed(4).padStart(9)} s   original ${orig.toFixed(3)} s   x${(orig / ours).toFixed(1)}`;
+const genOriginal = results.generateBatches * (GEN_BATCH / 100) * (ORIGINAL.decode100 + ORIGINAL.setEncode100);
+const blas = backend.blas ? (backend.blas.active ? `OpenBLAS on (${backend.blas.threads} threads)` : `OpenBLAS off: ${backend.blas.reason}`) : 'no BLAS';
+console.log(`backend ${backend.name}, ${blas}; medians of ${REPEATS} runs; ${tf.memory().numTensors} tensors alive at the end`);
+console.log(row('set-encode 100 ten-class datasets', results.setEncode100, ORIGINAL.setEncode100));
+console.log(row('decode 100 graphs (stochastic)', results.decode100, ORIGINAL.decode100));
+console.log(row(`generate 500 unique valid cells (${results.generateBatches} x ${GEN_BATCH})`, results.generate500, genOriginal));
+console.log(row('rank 500 candidates (10 dataset samples)', results.rank500, ORIGINAL.rank500));
+console.log(row('generator training step, batch 32', results.genStep, ORIGINAL.genStep));
+console.log(row('predictor training step, batch 32', results.predStep, ORIGINAL.predStep));
+console.log(`generation + ranking of 500: ${(results.generate500 + results.rank500).toFixed(3)} s (target < 1 s); ${results.generateDecoded} graphs decoded for 500 unique valid`);
+const { cells, ...numbers } = results;
+console.log(JSON.stringify({ backend: backend.name, blas: backend.blas?.active ?? false, repeats: REPEATS, genBatch: GEN_BATCH, ...numbers }));

@@ -1,4 +1,4 @@
-import { ConfigError } from '@metad2a/core';
+import { ConfigError, MetaD2AError } from '@metad2a/core';
 import type { QueueConfig } from '@metad2a/job-queue';
 
 /** Default Redis URL of the queue commands: $METAD2A_REDIS_URL, else the local default port. */
@@ -24,4 +24,34 @@ export function splitList(values: ReadonlyArray<string | number> | string | unde
   if (values === undefined) return [];
   const list = Array.isArray(values) ? values : [values as string];
   return list.flatMap((v) => String(v).split(',')).map((s) => s.trim()).filter(Boolean);
+}
+
+/**
+ * Fail fast with one line when Redis cannot be reached (BullMQ itself would retry forever): one
+ * PING over a plain socket, within `timeoutMs`.
+ */
+export async function checkRedis(url: string, timeoutMs = 5000): Promise<void> {
+  const u = new URL(url);
+  const host = u.hostname || '127.0.0.1';
+  const port = Number(u.port || 6379);
+  const { connect } = await import('node:net');
+  await new Promise<void>((resolve, reject) => {
+    const fail = (why: string) => {
+      sock.destroy();
+      reject(new MetaD2AError('E_REDIS', `cannot reach Redis at ${url}: ${why}`));
+    };
+    const sock = connect(port, host);
+    sock.setTimeout(timeoutMs, () => fail(`no answer within ${timeoutMs} ms`));
+    sock.once('error', (e: NodeJS.ErrnoException) => fail(e.code ?? e.message));
+    let reply = '';
+    sock.on('data', (d) => {
+      reply += d.toString();
+      if (!reply.includes('\r\n')) return;
+      sock.destroy();
+      // -NOAUTH means it is there and wants a password, which the URL carries for BullMQ.
+      if (reply.startsWith('+PONG') || reply.startsWith('-NOAUTH')) resolve();
+      else reject(new MetaD2AError('E_REDIS', `${url} did not answer PING like Redis: ${reply.split('\r\n')[0].slice(0, 80)}`));
+    });
+    sock.once('connect', () => sock.write('PING\r\n'));
+  });
 }

@@ -5,7 +5,7 @@ import { initBackend } from '@metad2a/nn';
 import { formatTable, ProgressBar } from '@metad2a/cli-kit';
 import { findRepoRoot } from '@metad2a/search-space-201';
 import {
-  collectIntoDatabase, DEFAULT_DB_RECIPE, DEFAULT_QUEUE, enqueuePlan, getTrainableSpace, openSource, parseSourceSpec, planJobs,
+  checkRedis, collectIntoDatabase, DEFAULT_DB_RECIPE, DEFAULT_QUEUE, enqueuePlan, getTrainableSpace, openSource, parseSourceSpec, planJobs,
   queueConfigOf, resolveRecipe, runLocal, splitList, tasksFileOf, type OpenSource, type RunSummary,
 } from '@metad2a/db-build';
 
@@ -98,6 +98,7 @@ export const buildDatabaseCommand: CommandModule<object, Args> = {
     if (a.tasks === undefined) throw new ConfigError('tasks', 'missing', 'e.g. --tasks 200');
     const queueMode = a.redis !== undefined || a.queue !== undefined;
     const cfg = queueMode ? queueConfigOf({ redis: a.redis, queue: a.queue, prefix: a.prefix }) : null;
+    if (cfg) await checkRedis(cfg.url);
     const refs = sourceSpecs.map(parseSourceSpec);
     const sources: OpenSource[] = [];
     for (const r of refs) sources.push(await openSource(r));

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import { oneLineErrors } from './build-database.js';
 import { formatTable } from '@metad2a/cli-kit';
-import { DEFAULT_QUEUE, queueConfigOf, queueStatus, readRecords } from '@metad2a/db-build';
+import { checkRedis, DEFAULT_QUEUE, queueConfigOf, queueStatus, readRecords } from '@metad2a/db-build';
 
 interface Args {
   redis?: string;
@@ -22,6 +22,7 @@ export const statusCommand: CommandModule<object, Args> = {
       .option('db', { type: 'string', describe: 'also summarise this database file' }) as unknown as Argv<Args>,
   handler: oneLineErrors(async (a: Args) => {
     const cfg = queueConfigOf(a);
+    await checkRedis(cfg.url);
     const s = await queueStatus(cfg);
     const out: string[] = [`queue '${cfg.name}' on ${cfg.url}`];
     out.push(formatTable(['waiting', 'active', 'delayed', 'completed', 'failed'], [[s.waiting, s.active, s.delayed, s.completed, s.failed]]));

@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { oneLineErrors } from './build-database.js';
 import { ConfigError } from '@metad2a/core';
-import { DEFAULT_QUEUE, queueConfigOf, startDbWorker, type TrainJobResult } from '@metad2a/db-build';
+import { checkRedis, DEFAULT_QUEUE, queueConfigOf, startDbWorker, type TrainJobResult } from '@metad2a/db-build';
 
 interface Args {
   redis?: string;
@@ -30,6 +30,7 @@ export const workerCommand: CommandModule<object, Args> = {
     for (const k of ['concurrency', 'lock-ms', 'stalled-ms'] as const) {
       if (!Number.isInteger(a[k]) || a[k] < 1) throw new ConfigError(k, `must be a positive integer, got ${a[k]}`);
     }
+    await checkRedis(cfg.url);
     // Worker threads share process.env, so this selects their backend.
     if (a.backend) process.env.METAD2A_BACKEND = a.backend;
     const say = (line: string) => process.stdout.write(`${line}\n`);

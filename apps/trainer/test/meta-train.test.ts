@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -157,6 +157,24 @@ describe('trainer meta-train (the built CLI as a subprocess)', () => {
     expect(resumed.stdout).toMatch(/epoch 3\/3 /);
     expect(resumed.stdout).not.toMatch(/epoch 1\/3 /);
     expect(epochsOf(path.join(dir, 'log.jsonl'))).toEqual([1, 2, 3]);
+  });
+
+  it('resumes after a SIGKILL mid-run and finishes with every epoch logged exactly once', async () => {
+    const dir = path.join(fx.dir, 'runs/killed');
+    const log = path.join(dir, 'log.jsonl');
+    const child = spawn(process.execPath, [cli, 'meta-train', '--config', configFile, '--epochs', '10', '--out', dir], { cwd: fx.dir, env: { ...process.env, CI: '1' }, stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_, sig) => resolve(sig)));
+    // Kill it without warning once a few epochs are done (anywhere: mid-batch, mid-checkpoint, mid-log-line).
+    for (let t = 0; t < 600 && !(fs.existsSync(log) && epochsOf(log).length >= 2); t++) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    const before = epochsOf(log).length;
+    expect(before).toBeGreaterThanOrEqual(2);
+    expect(before).toBeLessThan(10);
+    const r = await trainer(['meta-train', '--config', configFile, '--epochs', '10', '--out', dir, '--resume']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/resuming after epoch \d+/);
+    expect(epochsOf(log)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
   });
 
   it('fails with one clear line and exit code 2 on a bad config', async () => {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readDatabase, type MetaRecord } from '@metad2a/data-pipeline';
 import { startRedisServer, type RedisServer } from '@metad2a/db-build';
-import { runCli, start, tmpDir, TINY_ARGS, until, type Proc } from './db-helpers.js';
+import { root, runCli, start, tmpDir, TINY_ARGS, until, type Proc } from './db-helpers.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -72,6 +72,32 @@ describe('trainer build-database through a Redis queue', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
     expect(b.out.some((l) => /^worker stopped after \d+ job/.test(l))).toBe(true);
+  });
+
+  it('a job that keeps failing is retried up to --attempts, then reported by build-database and status', async () => {
+    const dir = tmpDir('fail');
+    const db = path.join(dir, 'db.csv');
+    const q = ['--redis', redis.url, '--queue', 'failing', '--prefix', 'e2e'];
+    const plan = [...TINY_ARGS, '--tasks', '1', '--archs-per-task', '1', '--attempts', '2'];
+    expect((await runCli(['build-database', ...plan, ...q, '--out', db, '--enqueue-only'])).code).toBe(0);
+    // a worker machine without the data: named sources resolve under its own (empty) data folder
+    const w = start(['worker', ...q], { METAD2A_DATA_DIR: dir });
+    try {
+      const r = await runCli(['build-database', ...plan, ...q, '--out', db, '--timeout', '60']);
+      expect(r.code).toBe(2);
+      const errs = r.err.filter((l) => l.startsWith('error:'));
+      expect(errs).toHaveLength(1);
+      expect(errs[0]).toMatch(/^error: 1 job\(s\) failed after their retries; first: nb201-[0-9a-f]+ \(2 attempts\): .*cifar10-subset.*not found/);
+      expect(w.out.filter((l) => l.startsWith('failed '))).toHaveLength(2);
+      const st = await runCli(['status', ...q]);
+      expect(st.out.join('\n')).toMatch(/\n\s*0\s+0\s+0\s+0\s+1\n/);
+      expect(st.out.join('\n')).toMatch(/failed jobs:[\s\S]*nb201-[0-9a-f]+\s+2\s+.*not found/);
+      expect((await readDatabase(db)).records).toHaveLength(0);
+    } finally {
+      w.proc.kill('SIGTERM');
+      await w.done;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('status, worker and queue mode fail with one line when Redis is unreachable', async () => {

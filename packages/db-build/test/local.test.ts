@@ -3,7 +3,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '@metad2a/nn';
 import { readDatabase, readTasks, type MetaRecord } from '@metad2a/data-pipeline';
-import { runLocal, runTrainJob, tasksFileOf } from '../src/index.js';
+import { Rng } from '@metad2a/core';
+import { Nb201Network, parseNb201 } from '@metad2a/search-space-201';
+import { onlyUsedParameters, resolveRecipe, runLocal, runTrainJob, tasksFileOf } from '../src/index.js';
 import { tinyPlan, tmpDir, TINY } from './helpers.js';
 
 beforeAll(async () => {
@@ -31,6 +33,27 @@ describe('one training job', () => {
     const again = await runTrainJob(job);
     expect(again.record.accuracy).toBe(r.accuracy);
     expect(again.trainLoss).toBe(res.trainLoss);
+  });
+});
+
+describe('parameters without a gradient', () => {
+  it('a conv on an edge that leads nowhere is left out of training, everything else stays in', async () => {
+    // edge 1 (node 0 -> node 2) is a 1x1 conv, but node 2 feeds node 3 only through 'none'
+    const arch = '|skip_connect~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|none~2|';
+    const net = new Nb201Network(parseNb201(arch), { C: 4, N: 1, inputSize: 16, numClasses: 2, rng: new Rng(1) });
+    const named = net.namedParameters().filter(([, v]) => v.trainable);
+    const kept = new Set(onlyUsedParameters(net, 16).trainableParameters());
+    // N=1: cells.0, cells.2 and cells.4 are searched cells (1 and 3 are the reductions)
+    const dead = named.filter(([n]) => /^cells\.[024]\.layers\.1\./.test(n)).map(([n]) => n);
+    expect(dead).toHaveLength(9); // conv weight + BN weight + BN bias, in 3 cells
+    expect(named.filter(([, v]) => !kept.has(v)).map(([n]) => n)).toEqual(dead);
+    net.dispose();
+    // and such a network trains (every remaining variable gets a gradient)
+    const plan = await tinyPlan({ tasks: 1, archsPerTask: 1 });
+    const job = { ...plan.jobs[0].data, arch };
+    const res = await runTrainJob(job);
+    expect(res.record.arch).toBe(arch);
+    expect(resolveRecipe(TINY).epochs).toBe(1);
   });
 });
 

@@ -84,6 +84,39 @@ describe('generator meta-training', () => {
   });
 });
 
+describe('optimiser', () => {
+  it("takes Adam's first step: each trained weight moves by lr * |g| / (|g| + 1e-8) <= lr, untrained ones stay", async () => {
+    // One batch per epoch (12 training pairs, batch 16). Same seed, so both runs start from the same weights with
+    // the same gradient g: w1 = w0 - lr * s and w2 = w0 - 2 lr * s with |s| = |g| / (|g| + eps) <= 1, so
+    // |w1 - w2| / lr = |s|: at most 1, and ~1 wherever |g| >> 1e-8.
+    const lr = 1e-3;
+    const a = await metaTrain(cfg('generator', 'adam1', { batchSize: 16, epochs: 1, lr }));
+    const b = await metaTrain(cfg('generator', 'adam2', { batchSize: 16, epochs: 1, lr: 2 * lr }));
+    const wa = loadCheckpoint(a.lastCheckpoint!).state;
+    const wb = loadCheckpoint(b.lastCheckpoint!).state;
+    const steps: number[] = [];
+    const keyBias: number[] = [];
+    for (const [name, v] of wa) {
+      if (name.startsWith('optimizer.')) continue;
+      const trained = wa.has(`optimizer.m.${name}`);
+      v.data.forEach((x, i) => {
+        const d = Math.abs(x - wb.get(name)!.data[i]) / lr;
+        if (!trained) expect(d, name).toBe(0);
+        else if (name.endsWith('fc_k.bias')) keyBias.push(d);
+        else steps.push(d);
+      });
+    }
+    expect(Math.max(...steps)).toBeLessThan(1 + 1e-3);
+    // Most weights take the full step; the rest sit behind dead ReLUs (g = 0 exactly) or have |g| ~ 1e-8.
+    expect(steps.filter((d) => d > 0.99).length / steps.length).toBeGreaterThan(0.7);
+    // A bias on the attention keys shifts every logit of a softmax row equally: its gradient is 0 up to
+    // rounding, so it barely moves.
+    expect(keyBias.length).toBeGreaterThan(0);
+    expect(Math.max(...keyBias)).toBeLessThan(0.05);
+    expect(loadCheckpoint(a.lastCheckpoint!).state.get('optimizer.iterations')!.data[0]).toBe(1);
+  });
+});
+
 describe('predictor meta-training', () => {
   it('lowers the loss, reports Pearson/Spearman/Kendall and keeps the best-correlation checkpoint', async () => {
     const config = cfg('predictor', 'pred', { epochs: 5, checkpointEvery: 5 });

@@ -664,6 +664,64 @@ typedef float vf16 __attribute__((vector_size(64)));
 typedef float vf16u __attribute__((vector_size(64), aligned(4), may_alias));
 #define VLOAD(p) (*(const vf16u *)(p))
 #define VSTORE(p, v) (*(vf16u *)(p) = (v))
+typedef float vf8 __attribute__((vector_size(32)));
+typedef float vf8u __attribute__((vector_size(32), aligned(4), may_alias));
+#define VLOAD8(p) (*(const vf8u *)(p))
+
+// out[c] = sum over taps t of xs[t][c] * ws[t][c], for c < C: blocks of 32 channels with the taps
+// alternating between two accumulator pairs (four independent FMA chains), then 16, 8, then the rest.
+HOT static void dot_taps(float *restrict out, const float *const *xs, const float *const *ws, long nt, long C) {
+  long c0 = 0;
+  for (; c0 + 32 <= C; c0 += 32) {
+    vf16 a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
+    long t = 0;
+    for (; t + 1 < nt; t += 2) {
+      const float *x = xs[t] + c0, *w = ws[t] + c0, *y = xs[t + 1] + c0, *v = ws[t + 1] + c0;
+      a0 += VLOAD(x) * VLOAD(w);
+      a1 += VLOAD(x + 16) * VLOAD(w + 16);
+      b0 += VLOAD(y) * VLOAD(v);
+      b1 += VLOAD(y + 16) * VLOAD(v + 16);
+    }
+    if (t < nt) {
+      const float *x = xs[t] + c0, *w = ws[t] + c0;
+      a0 += VLOAD(x) * VLOAD(w);
+      a1 += VLOAD(x + 16) * VLOAD(w + 16);
+    }
+    VSTORE(out + c0, a0 + b0);
+    VSTORE(out + c0 + 16, a1 + b1);
+  }
+  for (; c0 + 16 <= C; c0 += 16) {
+    vf16 a0 = {0}, b0 = {0};
+    long t = 0;
+    for (; t + 1 < nt; t += 2) {
+      a0 += VLOAD(xs[t] + c0) * VLOAD(ws[t] + c0);
+      b0 += VLOAD(xs[t + 1] + c0) * VLOAD(ws[t + 1] + c0);
+    }
+    if (t < nt) a0 += VLOAD(xs[t] + c0) * VLOAD(ws[t] + c0);
+    VSTORE(out + c0, a0 + b0);
+  }
+  for (; c0 + 8 <= C; c0 += 8) {
+    vf8 a0 = {0}, b0 = {0};
+    long t = 0;
+    for (; t + 1 < nt; t += 2) {
+      a0 += VLOAD8(xs[t] + c0) * VLOAD8(ws[t] + c0);
+      b0 += VLOAD8(xs[t + 1] + c0) * VLOAD8(ws[t + 1] + c0);
+    }
+    if (t < nt) a0 += VLOAD8(xs[t] + c0) * VLOAD8(ws[t] + c0);
+    *(vf8u *)(out + c0) = a0 + b0;
+  }
+  if (c0 < C) {
+    // Fewer than 8 channels left: channels innermost, so each tap's products are independent
+    // (a per-channel loop over taps would be one long chain of dependent adds).
+    const long tl = C - c0;
+    float acc[8] = {0};
+    for (long t = 0; t < nt; t++) {
+      const float *x = xs[t] + c0, *w = ws[t] + c0;
+      for (long j = 0; j < tl; j++) acc[j] += x[j] * w[j];
+    }
+    for (long j = 0; j < tl; j++) out[c0 + j] = acc[j];
+  }
+}
 
 // Taps [lo, hi) of a filter dimension that land inside the input for output position o.
 static inline void tap_range(long o, long S, long P, long D, long F, long In, long *lo, long *hi) {
@@ -691,31 +749,17 @@ HOT static void dw_fwd_range(void *v, long begin, long end, int tid) {
       tap_range(ow, q->SW, q->PL, q->DW, q->FW, q->W, &kw0, &kw1);
       const long ih0 = oh * q->SH - q->PT, iw0 = ow * q->SW - q->PL;
       if (M == 1) {
-        long c0 = 0;
-        for (; c0 + CB <= C; c0 += CB) {
-          vf16 a0 = {0}, a1 = {0};
-          for (long kh = kh0; kh < kh1; kh++) {
-            const float *xr = xn + ((size_t)(ih0 + kh * q->DH) * q->W) * C + c0;
-            const float *wr = cx->b + (size_t)kh * q->FW * C + c0;
-            for (long kw = kw0; kw < kw1; kw++) {
-              const float *xp = xr + (iw0 + kw * q->DW) * C;
-              const float *wp = wr + kw * C;
-              a0 += VLOAD(xp) * VLOAD(wp);
-              a1 += VLOAD(xp + 16) * VLOAD(wp + 16);
-            }
+        // Taps as a flat list so the loop can alternate between two accumulator sets (more
+        // independent FMA chains than one set can offer).
+        const float *xs[4096];
+        const float *ws[4096];
+        long nt = 0;
+        for (long kh = kh0; kh < kh1; kh++)
+          for (long kw = kw0; kw < kw1; kw++) {
+            xs[nt] = xn + ((size_t)(ih0 + kh * q->DH) * q->W + iw0 + kw * q->DW) * C;
+            ws[nt++] = cx->b + (size_t)(kh * q->FW + kw) * C;
           }
-          VSTORE(o + c0, a0);
-          VSTORE(o + c0 + 16, a1);
-        }
-        if (c0 < C) {
-          for (long c = c0; c < C; c++) o[c] = 0.0f;
-          for (long kh = kh0; kh < kh1; kh++)
-            for (long kw = kw0; kw < kw1; kw++) {
-              const float *restrict xp = xn + ((size_t)(ih0 + kh * q->DH) * q->W + iw0 + kw * q->DW) * C;
-              const float *restrict wp = cx->b + (size_t)(kh * q->FW + kw) * C;
-              for (long c = c0; c < C; c++) o[c] += xp[c] * wp[c];
-            }
-        }
+        dot_taps(o, xs, ws, nt, C);
       } else {
         memset(o, 0, sizeof(float) * CO);
         for (long kh = kh0; kh < kh1; kh++)
@@ -756,28 +800,15 @@ HOT static void dw_bpi_range(void *v, long begin, long end, int tid) {
         ows[nw++] = u / q->SW;
       }
       if (M == 1) {
-        long c0 = 0;
-        for (; c0 + CB <= C; c0 += CB) {
-          vf16 a0 = {0}, a1 = {0};
-          for (long i = 0; i < nh; i++)
-            for (long k = 0; k < nw; k++) {
-              const float *g = dyn + ((size_t)ohs[i] * q->OW + ows[k]) * C + c0;
-              const float *wp = cx->b + (size_t)(khs[i] * q->FW + kws[k]) * C + c0;
-              a0 += VLOAD(g) * VLOAD(wp);
-              a1 += VLOAD(g + 16) * VLOAD(wp + 16);
-            }
-          VSTORE(d + c0, a0);
-          VSTORE(d + c0 + 16, a1);
-        }
-        if (c0 < C) {
-          for (long c = c0; c < C; c++) d[c] = 0.0f;
-          for (long i = 0; i < nh; i++)
-            for (long k = 0; k < nw; k++) {
-              const float *restrict g = dyn + ((size_t)ohs[i] * q->OW + ows[k]) * C;
-              const float *restrict wp = cx->b + (size_t)(khs[i] * q->FW + kws[k]) * C;
-              for (long c = c0; c < C; c++) d[c] += g[c] * wp[c];
-            }
-        }
+        const float *gs[4096];
+        const float *ws[4096];
+        long nt = 0;
+        for (long i = 0; i < nh; i++)
+          for (long k = 0; k < nw; k++) {
+            gs[nt] = dyn + ((size_t)ohs[i] * q->OW + ows[k]) * C;
+            ws[nt++] = cx->b + (size_t)(khs[i] * q->FW + kws[k]) * C;
+          }
+        dot_taps(d, gs, ws, nt, C);
       } else {
         memset(d, 0, sizeof(float) * C);
         for (long i = 0; i < nh; i++)
@@ -803,7 +834,9 @@ HOT static void dw_bpf_range(void *v, long begin, long end, int tid) {
   const conv_p *q = cx->q;
   const long C = q->C, M = cx->M, CO = C * M, T = q->FH * q->FW;
   double *acc = cx->acc + (size_t)tid * T * CO;
-  float *part = cx->part + (size_t)tid * T * CO;
+  float *part = cx->part + (size_t)tid * (T * CO + C);  // each thread: T*CO partials, then C scratch
+  float *tmp = part + T * CO;
+  const float *xs[4096], *gs[4096];
   for (long row = begin; row < end; row++) {
     const long n = row / q->OH, oh = row % q->OH;
     const float *xn = cx->a + (size_t)n * q->H * q->W * C;
@@ -821,22 +854,15 @@ HOT static void dw_bpf_range(void *v, long begin, long end, int tid) {
         float *restrict pp = part + (size_t)(kh * q->FW + kw) * CO;
         const long xoff = kw * q->DW - q->PL;
         if (M == 1) {
-          long c0 = 0;
-          for (; c0 + CB <= C; c0 += CB) {
-            vf16 s0 = {0}, s1 = {0};
-            for (long ow = ow0; ow < ow1; ow++) {
-              const float *xp = xr + (ow * q->SW + xoff) * C + c0;
-              const float *g = gr + ow * C + c0;
-              s0 += VLOAD(xp) * VLOAD(g);
-              s1 += VLOAD(xp + 16) * VLOAD(g + 16);
+          // Per channel, a dot product along the row: the same kernel as the forward taps.
+          for (long g0 = ow0; g0 < ow1; g0 += 4096) {
+            const long g1 = ow1 - g0 > 4096 ? g0 + 4096 : ow1;
+            for (long ow = g0; ow < g1; ow++) {
+              xs[ow - g0] = xr + (ow * q->SW + xoff) * C;
+              gs[ow - g0] = gr + ow * C;
             }
-            VSTORE(pp + c0, VLOAD(pp + c0) + s0);
-            VSTORE(pp + c0 + 16, VLOAD(pp + c0 + 16) + s1);
-          }
-          for (long ow = ow0; ow < ow1 && c0 < C; ow++) {
-            const float *restrict xp = xr + (ow * q->SW + xoff) * C;
-            const float *restrict g = gr + ow * C;
-            for (long c = c0; c < C; c++) pp[c] += xp[c] * g[c];
+            dot_taps(tmp, xs, gs, g1 - g0, C);
+            for (long c = 0; c < C; c++) pp[c] += tmp[c];
           }
         } else {
           for (long ow = ow0; ow < ow1; ow++) {
@@ -910,7 +936,7 @@ static napi_value js_depthwise_bp_filter(napi_env env, napi_callback_info info) 
   const long rows = q.N * q.OH;
   const int nt = par_threads(rows, (double)rows * q.OW * q.FH * q.FW * q.CO);
   double *acc = (double *)calloc(wsize * nt, sizeof(double));
-  float *part = (float *)malloc(sizeof(float) * wsize * nt);
+  float *part = (float *)malloc(sizeof(float) * (wsize + q.C) * nt);
   if (!acc || !part) {
     free(acc);
     free(part);

@@ -284,7 +284,9 @@ async function main() {
     process.exit(1);
   }
   console.log(`node ${process.version}, ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? '?'}), ${blasStatus().config}`);
-  console.log(`median of ${REPS} rounds (each >= ${MIN_MS} ms); batch ${B}; ours with OpenBLAS threads ${THREADS.join(', ')}\n`);
+  console.log(`median of ${REPS} rounds (each >= ${MIN_MS} ms); batch ${B}; ours with OpenBLAS threads ${THREADS.join(', ')}`);
+  // Wall-clock rates on a shared machine depend on what else runs: say how busy it was.
+  console.log(`load average at start: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (1/5/15 min, ${os.availableParallelism()} cores)\n`);
   const rows = await kernelTable();
   const totals = convTotals(rows);
   console.log(`\ntraining a small conv net (conv3x3 3→16, conv3x3 s2 16→32, dense→10; batch ${B}, 32x32x3), images/s:`);
@@ -300,6 +302,7 @@ async function main() {
   console.log(`\nsummary (${tmax} threads): set-encoder matmul median ${seMed.toFixed(1)} GFLOP/s (target >= 50); ` +
     `conv fwd+bwd vs stock: min ${Math.min(...ratios).toFixed(0)}x, median ${median(ratios).toFixed(0)}x (target >= 20x); ` +
     `counting only the kernels stock wasm has (fwd, and conv bwd-input): min ${Math.min(...wasmOnly).toFixed(1)}x, median ${median(wasmOnly).toFixed(1)}x`);
+  console.log(`load average at end: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   if (args.json) {
     const fs = await import('node:fs');
     fs.writeFileSync(args.json, JSON.stringify({ rows, totals, train, threads: THREADS, batch: B, reps: REPS }, null, 2));

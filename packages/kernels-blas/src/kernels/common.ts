@@ -37,8 +37,8 @@ export interface Epilogue {
 /** Plans the fused bias + activation from shapes alone (before any allocation); null = unsupported. */
 export function planEpilogue(ctx: Ctx, outShape: number[]): Epilogue | null {
   const activation = (ctx.attrs.activation as string | undefined) ?? 'linear';
+  if (!Object.hasOwn(ACTIVATIONS, activation)) return null;
   const act = ACTIVATIONS[activation];
-  if (act == null) return null;
   const bias = ctx.inputs.bias;
   const prelu = ctx.inputs.preluActivationWeights;
   if (!allFloat32(bias, prelu)) return null;

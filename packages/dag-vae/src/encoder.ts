@@ -49,15 +49,107 @@ export class DagEncoder extends Module {
     this.hg_unify = this.addModule('hg_unify', new Sequential(new Linear(2 * hs, hs, { rng })));
   }
 
-  /** The graph state Hg [B, hs] of each graph (before the model's mu / fc1 head). */
-  graphState(graphs: readonly ArchDag[] | GraphBatch): tf.Tensor2D {
+  /**
+   * The graph state Hg [B, hs] of each graph (before the model's mu / fc1 head).
+   * `dedupe` (inference only, no gradients): compute every distinct vertex state once. A vertex's
+   * forward state depends only on the types and edges of its ancestors (backward: descendants), so
+   * graphs that share such a sub-DAG share the state; with 500 NB201 cells this halves the work.
+   */
+  graphState(graphs: readonly ArchDag[] | GraphBatch, options: { dedupe?: boolean } = {}): tf.Tensor2D {
     const batch = Array.isArray(graphs) ? packGraphs(graphs as ArchDag[], this.space) : (graphs as GraphBatch);
+    if (options.dedupe) return this.graphStateDeduped(batch);
     return tf.tidy(() => {
       const fwd = this.propagate(batch, false);
       const bwd = this.propagate(batch, true);
       const hf = selectLast(fwd, batch);
       return this.hg_unify.forward(tf.concat([hf, bwd[0]], 1)) as tf.Tensor2D;
     });
+  }
+
+  private graphStateDeduped(batch: GraphBatch): tf.Tensor2D {
+    const { B, sizes } = batch;
+    const fwd = this.propagateDeduped(batch, false);
+    const bwd = this.propagateDeduped(batch, true);
+    const hs = this.hs;
+    const x = new Float32Array(B * 2 * hs);
+    for (let b = 0; b < B; b++) {
+      const last = sizes[b] - 1;
+      x.set(fwd.states[last].subarray(fwd.ids[last][b] * hs, (fwd.ids[last][b] + 1) * hs), b * 2 * hs);
+      x.set(bwd.states[0].subarray(bwd.ids[0][b] * hs, (bwd.ids[0][b] + 1) * hs), b * 2 * hs + hs);
+    }
+    return tf.tidy(() => this.hg_unify.forward(tf.tensor2d(x, [B, 2 * hs])) as tf.Tensor2D);
+  }
+
+  /**
+   * One direction over distinct vertex states only: ids[v][b] is graph b's row in states[v]
+   * ([distinct, hs] host arrays). Message sums are formed on the host from the senders' rows.
+   */
+  private propagateDeduped(batch: GraphBatch, reverse: boolean): { ids: Int32Array[]; states: Float32Array[] } {
+    const { B, n, types, adj } = batch;
+    const hs = this.hs;
+    const ids: Int32Array[] = new Array(n);
+    const states: Float32Array[] = new Array(n);
+    const msgs: Array<Float32Array | null> = new Array(n).fill(null);
+    const order = reverse ? Array.from({ length: n }, (_, i) => n - 1 - i) : Array.from({ length: n }, (_, i) => i);
+    const edge = (b: number, from: number, to: number) => (reverse ? adj[(b * n + to) * n + from] : adj[(b * n + from) * n + to]);
+    let prep!: { gw: GruWeights; mw: MessageWeights };
+    const kept: tf.Tensor[] = [];
+    tf.tidy(() => {
+      const gate = (reverse ? this.gate_backward : this.gate_forward).layers[0] as Linear;
+      const mapper = (reverse ? this.mapper_backward : this.mapper_forward).layers[0] as Linear;
+      prep = { gw: new GruWeights(reverse ? this.grue_backward : this.grue_forward), mw: new MessageWeights(gate, mapper, n) };
+      for (const t of [...prep.gw.tensors(), ...prep.mw.tensors()]) kept.push(tf.keep(t));
+    });
+    try {
+      order.forEach((v, k) => {
+        const senders = k === 0 ? [] : reverse ? range(v + 1, n) : range(0, v);
+        // distinct (type, sender rows) signatures at v
+        const sig = new Map<string, number>();
+        const idv = new Int32Array(B);
+        const reps: number[] = [];
+        for (let b = 0; b < B; b++) {
+          let key = String(types[b * n + v]);
+          for (const s of senders) if (edge(b, s, v)) key += `,${s}:${ids[s][b]}`;
+          let id = sig.get(key);
+          if (id === undefined) {
+            id = reps.length;
+            sig.set(key, id);
+            reps.push(b);
+          }
+          idv[b] = id;
+        }
+        ids[v] = idv;
+        const U = reps.length;
+        // hidden inputs of the distinct rows: sums of the senders' messages (null when none has any)
+        let hIn: Float32Array | null = null;
+        for (const s of senders) {
+          const m = msgs[s];
+          if (!m) continue;
+          for (let u = 0; u < U; u++) {
+            const b = reps[u];
+            if (!edge(b, s, v)) continue;
+            hIn ??= new Float32Array(U * hs);
+            const src = ids[s][b] * hs;
+            for (let j = 0; j < hs; j++) hIn[u * hs + j] += m[src + j];
+          }
+        }
+        const needMsg = B > 0 && (reverse ? range(0, v) : range(v + 1, n)).some((w) => {
+          for (let b = 0; b < B; b++) if (edge(b, v, w)) return true;
+          return false;
+        });
+        const [h, msg] = tf.tidy(() => {
+          const typesU = Int32Array.from(reps, (b) => types[b * n + v]);
+          const hv = prep.gw.step(prep.gw.inputGates(oneHotRows(typesU, this.nvt)), hIn ? tf.tensor2d(hIn, [U, hs]) : null);
+          return [hv, needMsg ? prep.mw.message(hv, v).msg : hv];
+        });
+        states[v] = h.dataSync() as Float32Array;
+        msgs[v] = needMsg ? (msg.dataSync() as Float32Array) : null;
+        tf.dispose([h, msg]);
+      });
+    } finally {
+      tf.dispose(kept);
+    }
+    return { ids, states };
   }
 
   /** Vertex states [n] x [B, hs] of one direction (padding vertices hold unused values). */

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng, type ArchDag } from '@metad2a/core';
 import { Linear, Module, ReLU, Sequential, type StateDict } from '@metad2a/nn';
-import { DatasetEncoder } from '@metad2a/set-encoder';
+import { DatasetEncoder, type PreparedPool } from '@metad2a/set-encoder';
 import { DagDecoder, type DecodeOptions } from './decoder.js';
 import { DagEncoder } from './encoder.js';
 import { packGraphs, type GraphBatch, type ModelSpace } from './graph-batch.js';
@@ -162,6 +162,28 @@ export class Generator extends Module {
     } finally {
       mu.dispose();
       logvar.dispose();
+    }
+  }
+
+  /**
+   * Project a dataset's feature store ([P, F], class-major, classSizes[c] vectors of class c) once,
+   * so that generateFromPool draws fresh samples at the cost of a row gather.
+   */
+  preparePool(features: tf.Tensor2D, classSizes: readonly number[]): PreparedPool {
+    return this.datasetEncoder.preparePool(features, classSizes);
+  }
+
+  /**
+   * The original's meta-test generation for `count` graphs: every graph gets its own fresh dataset
+   * sample (numSample vectors per class drawn from the pool), z = mu, then decoding.
+   */
+  generateFromPool(pool: PreparedPool, count: number, options: DecodeOptions & { rng: Rng }): ArchDag[] {
+    const rows = this.datasetEncoder.sampleRows(pool, count, options.rng);
+    const mu = tf.tidy(() => this.fc1.forward(this.datasetEncoder.encodePoolRows(pool, rows)) as tf.Tensor2D);
+    try {
+      return this.decoder.decode(mu, options);
+    } finally {
+      mu.dispose();
     }
   }
 

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@metad2a/nn';
+import { nb201Space } from '@metad2a/search-space-201';
 import { Generator } from '../src/index.js';
 import { NB201, fixture, manifest, maxRelDiff, nb201Dag, nb201String } from './helpers.js';
 
@@ -66,6 +67,7 @@ describe('generator parity with the original checkpoint', () => {
     tf.dispose([mu, logvar]);
     const want = manifest().generator_case.argmax_decode_of_mu;
     expect(got.map((g) => ({ types: g.types, edges: g.edges, arch: nb201String(g) }))).toEqual(want);
+    expect(got.map(archOf)).toEqual(want.map((w: { arch: string | null }) => w.arch));
   });
 
   it('the 24 decode_from_z cases decode identically, invalid ones included', () => {
@@ -76,5 +78,12 @@ describe('generator parity with the original checkpoint', () => {
     expect(want.length).toBe(24);
     expect(want.some((w: { arch: string | null }) => w.arch === null)).toBe(true);
     expect(got.map((g) => ({ types: g.types, edges: g.edges, arch: nb201String(g) }))).toEqual(want);
+    // the search-space package agrees on validity and strings, the invalid decodings included
+    expect(got.map(archOf)).toEqual(want.map((w: { arch: string | null }) => w.arch));
   });
 });
+
+function archOf(dag: { types: number[]; edges: Array<[number, number]> }): string | null {
+  const arch = nb201Space.fromDag(dag);
+  return arch ? nb201Space.format(arch) : null;
+}

@@ -56,19 +56,33 @@ export class MAB extends Module {
     return tf.tidy(() => {
       const [N, n] = Qin.shape;
       const m = Kin.shape[1];
+      const { Q, K, V } = this.project(Qin.reshape([N * n, this.dimQ]) as tf.Tensor2D, Kin.reshape([N * m, this.dimK]) as tf.Tensor2D);
+      return this.attend(Q, K, V, N, n, m, keyMask);
+    });
+  }
+
+  /**
+   * The three input projections on flat rows: Q = Qin Wq^T + bq, K = (Kin Wk^T + bk) / sqrt(dV)
+   * (the attention scale folded in), V = Kin Wv^T + bv. Separate fused matmuls: slicing one
+   * [rows, 3dV] product costs more than it saves on wasm. Row-wise, so projecting a pool of
+   * feature vectors once and gathering rows gives the projections of any sample of it.
+   * Call inside tf.tidy (the transposed weights are temporaries).
+   */
+  project(Qin: tf.Tensor2D, Kin: tf.Tensor2D): { Q: tf.Tensor2D; K: tf.Tensor2D; V: tf.Tensor2D } {
+    const lin = (x: tf.Tensor2D, fc: Linear, scale = 1): tf.Tensor2D => {
+      const w = scale === 1 ? fc.weight.transpose() : fc.weight.transpose().mul(scale);
+      const b = scale === 1 ? fc.bias! : fc.bias!.mul(scale);
+      return tf.fused.matMul({ a: x, b: w as tf.Tensor2D, bias: b }) as tf.Tensor2D;
+    };
+    return { Q: lin(Qin, this.fc_q), K: lin(Kin, this.fc_k, 1 / Math.sqrt(this.dimV)), V: lin(Kin, this.fc_v) };
+  }
+
+  /** Attention and output layer from projected rows Q [N*n, dV], K and V [N*m, dV] -> [N, n, dV]. */
+  attend(Q: tf.Tensor2D, K: tf.Tensor2D, V: tf.Tensor2D, N: number, n: number, m: number, keyMask?: tf.Tensor2D | null): tf.Tensor3D {
+    return tf.tidy(() => {
       const dV = this.dimV;
       const h = this.numHeads;
       const d = dV / h;
-      // Separate fused projections: slicing one [rows, 3dV] product costs more than it saves on wasm.
-      const lin = (x: tf.Tensor3D, fc: Linear, rows: number, dIn: number, scale = 1) => {
-        const w = scale === 1 ? fc.weight.transpose() : fc.weight.transpose().mul(scale);
-        const b = scale === 1 ? fc.bias! : fc.bias!.mul(scale);
-        return tf.fused.matMul({ a: x.reshape([N * rows, dIn]) as tf.Tensor2D, b: w as tf.Tensor2D, bias: b });
-      };
-      const Q = lin(Qin, this.fc_q, n, this.dimQ);
-      // the 1/sqrt(dV) of the scores is folded into the key projection
-      const K = lin(Kin, this.fc_k, m, this.dimK, 1 / Math.sqrt(dV));
-      const V = lin(Kin, this.fc_v, m, this.dimK);
       // [N*rows, dV] -> [N*h, rows, d]: head j = features j*d .. (j+1)*d-1
       const heads = (t: tf.Tensor, rows: number) => t.reshape([N, rows, h, d]).transpose([0, 2, 1, 3]).reshape([N * h, rows, d]);
       const Qh = heads(Q, n);
@@ -215,9 +229,28 @@ export class SetPool extends Module {
   /** X [N, m, dimInput] with optional key mask [N, m] -> [N, numOutputs, dimOutput]. */
   forward(X: tf.Tensor3D, mask?: tf.Tensor2D | null): tf.Tensor3D {
     if (X.rank !== 3 || X.shape[2] !== this.dimInput) throw new ShapeError('SetPool input', [X.shape[0] ?? -1, X.shape[1] ?? -1, this.dimInput], X.shape);
+    return tf.tidy(() => this.finish(this.encBlocks[0].forward(X, mask), mask));
+  }
+
+  /** The first encoder block's MAB when it is a SAB (its projections can be precomputed row-wise). */
+  firstSab(): MAB | null {
+    return this.encBlocks[0] instanceof SAB ? this.encBlocks[0].mab : null;
+  }
+
+  /**
+   * Forward from the first SAB's projected rows Q, K, V [N*m, dHidden] (see MAB.project): the
+   * rest of the pool is unchanged. Lets callers project a feature pool once and gather rows.
+   */
+  forwardFromProjections(Q: tf.Tensor2D, K: tf.Tensor2D, V: tf.Tensor2D, N: number, m: number, mask?: tf.Tensor2D | null): tf.Tensor3D {
+    const mab = this.firstSab();
+    if (!mab) throw new Error('forwardFromProjections needs a SAB as the first encoder block');
+    return tf.tidy(() => this.finish(mab.attend(Q, K, V, N, m, m, mask), mask));
+  }
+
+  private finish(first: tf.Tensor3D, mask?: tf.Tensor2D | null): tf.Tensor3D {
     return tf.tidy(() => {
-      let h = X;
-      for (const b of this.encBlocks) h = b.forward(h, mask);
+      let h = first;
+      for (const b of this.encBlocks.slice(1)) h = b.forward(h, mask);
       h = this.pma.forward(h, mask);
       // after pooling the seeds are the set: no more padding
       for (const b of this.decBlocks) h = b.forward(h);

@@ -71,6 +71,100 @@ export class DatasetEncoder extends Module {
       return this.inter_setpool.forward(protos, maskT).reshape([B, this.dim]) as tf.Tensor2D;
     });
   }
+
+  /**
+   * Project a dataset's feature store once: `features` [P, F] holds every class's vectors,
+   * class-major, `classSizes[c]` of them for class c (each at least numSample).
+   */
+  preparePool(features: tf.Tensor2D, classSizes: readonly number[]): PreparedPool {
+    const P = classSizes.reduce((a, b) => a + b, 0);
+    if (features.shape[0] !== P || features.shape[1] !== this.featureDim) throw new ShapeError('feature pool', [P, this.featureDim], features.shape);
+    const start: number[] = [];
+    let o = 0;
+    classSizes.forEach((c, k) => {
+      if (!Number.isInteger(c) || c < this.numSample) throw new RangeError(`class ${k} has ${c} feature vectors; a sample needs ${this.numSample}`);
+      start.push(o);
+      o += c;
+    });
+    const mab = this.intra_setpool.firstSab();
+    if (!mab) throw new Error('preparePool needs a SAB as the first intra-class block');
+    const { Q, K, V } = tf.tidy(() => mab.project(features, features));
+    return new PreparedPool(Q, K, V, [...classSizes], start);
+  }
+
+  /**
+   * Draw `count` dataset samples from a pool as the original loader does: per class, numSample
+   * distinct rows uniformly at random (re-drawn for every sample). Returns the pool row of every
+   * sample row, [count * C * numSample], class-major within each sample.
+   */
+  sampleRows(pool: PreparedPool, count: number, rng: Rng): Int32Array {
+    const ns = this.numSample;
+    const C = pool.numClasses;
+    const rows = new Int32Array(count * C * ns);
+    let o = 0;
+    for (let b = 0; b < count; b++) {
+      for (let c = 0; c < C; c++) {
+        for (const r of rng.sampleWithoutReplacement(pool.classSizes[c], ns)) rows[o++] = pool.classStart[c] + r;
+      }
+    }
+    return rows;
+  }
+
+  /** Encode samples given as pool rows (from sampleRows) -> [count, dim]; equals forward on the gathered features. */
+  encodePoolRows(pool: PreparedPool, rows: Int32Array): tf.Tensor2D {
+    const ns = this.numSample;
+    const C = pool.numClasses;
+    const count = rows.length / (C * ns);
+    if (!Number.isInteger(count)) throw new ShapeError('pool rows', [Math.ceil(count) * C * ns], [rows.length]);
+    return tf.tidy(() => {
+      for (const r of rows) if (r < 0 || r >= pool.Q.shape[0]) throw new RangeError(`pool row ${r} outside 0..${pool.Q.shape[0] - 1}`);
+      const protos = this.intra_setpool
+        .forwardFromProjections(pool.gather('Q', rows), pool.gather('K', rows), pool.gather('V', rows), count * C, ns)
+        .reshape([count, C, this.dim]) as tf.Tensor3D;
+      return this.inter_setpool.forward(protos).reshape([count, this.dim]) as tf.Tensor2D;
+    });
+  }
+}
+
+/**
+ * A dataset's feature store projected once through the first SAB of `intra_setpool`: every sample
+ * (numSample rows per class, drawn from the class's rows) then costs a row gather instead of the
+ * input-width matmuls, which dominate when many samples of one dataset are encoded (generation).
+ */
+export class PreparedPool {
+  /** The projections as host arrays: gathering rows in JS beats the wasm GatherV2 kernel by far. */
+  readonly host: { Q: Float32Array; K: Float32Array; V: Float32Array };
+  constructor(
+    readonly Q: tf.Tensor2D,
+    readonly K: tf.Tensor2D,
+    readonly V: tf.Tensor2D,
+    /** Rows of class c are classStart[c] .. classStart[c] + classSizes[c] - 1. */
+    readonly classSizes: readonly number[],
+    readonly classStart: readonly number[],
+  ) {
+    this.host = { Q: Q.dataSync() as Float32Array, K: K.dataSync() as Float32Array, V: V.dataSync() as Float32Array };
+  }
+
+  /** Rows `rows` of one projection as a [rows.length, width] tensor. */
+  gather(which: 'Q' | 'K' | 'V', rows: Int32Array): tf.Tensor2D {
+    const src = this.host[which];
+    const w = this[which].shape[1];
+    const out = new Float32Array(rows.length * w);
+    for (let i = 0; i < rows.length; i++) {
+      const o = i * w;
+      const r = rows[i] * w;
+      for (let j = 0; j < w; j++) out[o + j] = src[r + j];
+    }
+    return tf.tensor2d(out, [rows.length, w]);
+  }
+
+  get numClasses(): number {
+    return this.classSizes.length;
+  }
+
+  dispose(): void {
+    tf.dispose([this.Q, this.K, this.V]);
+  }
 }
 
 /** The [B, C] 0/1 mask of real classes, or null when every dataset has all C classes. */

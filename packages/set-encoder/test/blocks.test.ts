@@ -179,3 +179,33 @@ describe('DatasetEncoder batching', () => {
     }
   });
 });
+
+describe('feature pools', () => {
+  it('encoding samples drawn as pool rows equals encoding the gathered features', () => {
+    const rng = new Rng(21);
+    const F = 12;
+    const ns = 4;
+    const enc = new DatasetEncoder({ featureDim: F, numSample: ns, dim: 8, rng });
+    const sizes = [6, 9, 5];
+    const P = sizes.reduce((a, b) => a + b, 0);
+    const feats = rng.normalArray(P * F);
+    const pool = enc.preparePool(tf.tensor2d(feats, [P, F]), sizes);
+    const rows = enc.sampleRows(pool, 5, rng);
+    // every sample takes ns distinct rows of each class, class-major
+    for (let b = 0; b < 5; b++) {
+      for (let c = 0; c < 3; c++) {
+        const r = Array.from(rows.subarray((b * 3 + c) * ns, (b * 3 + c + 1) * ns));
+        const start = sizes.slice(0, c).reduce((a, x) => a + x, 0);
+        expect(new Set(r).size).toBe(ns);
+        for (const x of r) expect(x >= start && x < start + sizes[c]).toBe(true);
+      }
+    }
+    const X = new Float32Array(rows.length * F);
+    rows.forEach((r, i) => X.set(feats.subarray(r * F, (r + 1) * F), i * F));
+    const direct = tf.tidy(() => enc.forward(tf.tensor3d(X, [5, 3 * ns, F])).dataSync());
+    const pooled = tf.tidy(() => enc.encodePoolRows(pool, rows).dataSync());
+    close(pooled, direct, 1e-5);
+    pool.dispose();
+    expect(() => enc.preparePool(tf.zeros([6, F]) as tf.Tensor2D, [3, 3])).toThrow(/needs 4/);
+  });
+});

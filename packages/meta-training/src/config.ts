@@ -61,6 +61,8 @@ export interface MetaTrainConfig {
   /** Correlation that picks the best predictor checkpoint (the original: Pearson). */
   selectBy: Correlation;
   selection: SelectionConfig;
+  /** Memory for feature-store classes kept after their first read (MiB); 0 reads every row from disk. */
+  featureCacheMB: number;
 }
 
 /** The original's hyperparameters (spec section 4.3); hs depends on the model (56 generator, 512 predictor). */
@@ -82,6 +84,7 @@ export const DEFAULTS = {
   splitBy: 'record' as const,
   selectBy: 'pearson' as const,
   selection: { rule: 'best', k: 1, minAccuracy: null } as SelectionConfig,
+  featureCacheMB: 1024,
 };
 export const DEFAULT_HS: Record<ModelKind, number> = { generator: 56, predictor: 512 };
 
@@ -134,6 +137,7 @@ const SCHEMA: Record<string, Check | Record<string, Check>> = {
   valid: validCheck,
   splitBy: oneOf('record', 'task'),
   selectBy: oneOf('pearson', 'spearman', 'kendall'),
+  featureCacheMB: nonNegNum,
   selection: {
     rule: oneOf('best', 'top-k', 'all'),
     k: posInt,
@@ -272,7 +276,7 @@ export function resolveConfig(layers: readonly ConfigLayer[]): MetaTrainConfig {
 }
 
 /** The keys a resumed run may change (training longer); anything else must match the stored run. */
-export const RESUMABLE_CHANGES: ReadonlyArray<keyof MetaTrainConfig> = ['epochs', 'out'];
+export const RESUMABLE_CHANGES: ReadonlyArray<keyof MetaTrainConfig> = ['epochs', 'out', 'featureCacheMB'];
 
 /** First key (dotted) whose value differs between two configs, ignoring `ignore`. */
 export function firstDifference(a: MetaTrainConfig, b: MetaTrainConfig, ignore: readonly string[] = []): string | null {

@@ -160,20 +160,69 @@ function split(examples: Example[], config: MetaTrainConfig): { train: Example[]
 }
 
 /**
+ * Draws features exactly like FeatureStore.sample (same rows for the same Rng state, numSample per
+ * class without replacement, with replacement for classes with fewer rows) but serves classes from
+ * memory once read, up to `budgetBytes`: a batch otherwise costs one read call per sampled row. The
+ * draw does not depend on the cache, so runs with and without it are identical.
+ */
+export class FeatureSampler {
+  private readonly cache = new Map<string, Float32Array>();
+  private used = 0;
+
+  constructor(
+    readonly stores: Map<string, FeatureStore>,
+    readonly budgetBytes: number,
+  ) {}
+
+  get cachedBytes(): number {
+    return this.used;
+  }
+
+  private rowsOf(dataset: string, store: FeatureStore, c: number): Float32Array | null {
+    const key = `${dataset}\0${c}`;
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const bytes = store.counts[c] * store.dims * 4;
+    if (this.used + bytes > this.budgetBytes) return null;
+    const rows = store.readClass(c);
+    this.cache.set(key, rows);
+    this.used += bytes;
+    return rows;
+  }
+
+  /** Class-major [classes.length * numSample, dims] features of one task. */
+  sample(dataset: string, classes: readonly number[], rng: Rng, numSample: number): Float32Array {
+    const store = this.stores.get(dataset);
+    if (!store) throw new Error(`no feature store for dataset '${dataset}'`);
+    const d = store.dims;
+    const out = new Float32Array(classes.length * numSample * d);
+    classes.forEach((c, k) => {
+      const n = store.counts[c];
+      // The same calls on rng as FeatureStore.sample, in the same order.
+      const rows = n >= numSample ? rng.sampleWithoutReplacement(n, numSample) : Array.from({ length: numSample }, () => rng.int(n));
+      const all = this.rowsOf(dataset, store, c);
+      if (!all) {
+        out.set(store.readRows(c, rows), k * numSample * d);
+        return;
+      }
+      rows.forEach((r, j) => out.set(all.subarray(r * d, (r + 1) * d), (k * numSample + j) * d));
+    });
+    return out;
+  }
+}
+
+/**
  * A batch as the models take it: features of every task drawn afresh (numSample per class,
  * class-major, zero-padded to the largest class count with classCounts) and the graphs.
  */
 export function assembleBatch(
   examples: readonly Example[],
-  stores: Map<string, FeatureStore>,
+  sampler: FeatureSampler,
   rng: Rng,
   numSample: number,
   featureDim: number,
 ): { X: tf.Tensor3D; classCounts: number[] | undefined; dags: ArchDag[]; targets: number[] } {
-  const sets = examples.map((e) => {
-    const s = stores.get(e.record.dataset)!.sample({ rng, numSample, classes: e.record.classes });
-    return { features: s.data, numClasses: e.record.classes.length };
-  });
+  const sets = examples.map((e) => ({ features: sampler.sample(e.record.dataset, e.record.classes, rng, numSample), numClasses: e.record.classes.length }));
   const { X, classCounts } = packDatasets(sets, numSample, featureDim);
   const uniform = classCounts.every((c) => c === classCounts[0]);
   return { X, classCounts: uniform ? undefined : classCounts, dags: examples.map((e) => e.dag), targets: examples.map((e) => e.target) };

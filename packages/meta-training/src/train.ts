@@ -7,7 +7,7 @@ import { Generator } from '@metad2a/dag-vae';
 import { Predictor } from '@metad2a/predictor';
 import { nb201Space } from '@metad2a/search-space-201';
 import { RESUMABLE_CHANGES, firstDifference, type MetaTrainConfig, type ModelKind } from './config.js';
-import { assembleBatch, loadMetaData, type Example, type MetaData } from './data.js';
+import { FeatureSampler, assembleBatch, loadMetaData, type Example, type MetaData } from './data.js';
 import { ReduceLROnPlateau, type PlateauState } from './plateau.js';
 
 /** One line of the JSONL log per finished epoch. */
@@ -129,9 +129,9 @@ function batchLoss(model: Generator | Predictor, b: ReturnType<typeof assembleBa
  * skips parameters without gradients. We find them with one probe gradient and freeze them, so the
  * optimizer's slots (and their checkpoint) cover exactly the trained parameters.
  */
-function freezeUnused(model: Generator | Predictor, data: MetaData, config: MetaTrainConfig): void {
+function freezeUnused(model: Generator | Predictor, data: MetaData, config: MetaTrainConfig, sampler: FeatureSampler): void {
   const all = model.trainableParameters();
-  const probe = assembleBatch(data.train.slice(0, Math.min(2, data.train.length)), data.stores, new Rng(`${config.seed}:probe`), config.numSample, data.featureDim);
+  const probe = assembleBatch(data.train.slice(0, Math.min(2, data.train.length)), sampler, new Rng(`${config.seed}:probe`), config.numSample, data.featureDim);
   try {
     const { value, grads } = tf.variableGrads(() => batchLoss(model, probe, config, new Rng(0), true).loss, all);
     value.dispose();
@@ -216,8 +216,9 @@ export async function metaTrain(config: MetaTrainConfig, options: MetaTrainOptio
   const model = buildModel(config, data);
   const optimizer = tf.train.adam(config.lr, 0.9, 0.999, 1e-8); // PyTorch's defaults (tfjs' default eps is 1e-7)
   const scheduler = new ReduceLROnPlateau(config.lr, { mode: 'min', ...config.scheduler });
+  const sampler = new FeatureSampler(data.stores, config.featureCacheMB * 2 ** 20);
   try {
-    freezeUnused(model, data, config);
+    freezeUnused(model, data, config, sampler);
     const active = model.namedParameters().filter(([, v]) => v.trainable);
     let startEpoch = 0;
     let best: { value: number; epoch: number } | null = null;
@@ -274,7 +275,7 @@ export async function metaTrain(config: MetaTrainConfig, options: MetaTrainOptio
       let kldSum = 0;
       for (let b = 0; b < batches; b++) {
         const items = order.slice(b * config.batchSize, (b + 1) * config.batchSize).map((i) => data.train[i]);
-        const batch = assembleBatch(items, data.stores, rng, config.numSample, data.featureDim);
+        const batch = assembleBatch(items, sampler, rng, config.numSample, data.featureDim);
         let parts: { recon?: tf.Scalar; kld?: tf.Scalar } = {};
         const { value, grads } = tf.variableGrads(() => {
           const l = batchLoss(model, batch, config, rng, true);
@@ -298,7 +299,7 @@ export async function metaTrain(config: MetaTrainConfig, options: MetaTrainOptio
         log.trainRecon = reconSum / batches;
         log.trainKld = kldSum / batches;
       }
-      Object.assign(log, await validate(model, data, config));
+      Object.assign(log, await validate(model, data, config, sampler));
       scheduler.step(trainLoss);
       setLearningRate(optimizer, scheduler.lr);
 
@@ -346,7 +347,7 @@ export async function metaTrain(config: MetaTrainConfig, options: MetaTrainOptio
 }
 
 /** Eval-mode loss (z = mu for the generator) over the validation split; the predictor adds correlations. */
-async function validate(model: Generator | Predictor, data: MetaData, config: MetaTrainConfig): Promise<Partial<EpochLog>> {
+async function validate(model: Generator | Predictor, data: MetaData, config: MetaTrainConfig, sampler: FeatureSampler): Promise<Partial<EpochLog>> {
   // The same feature draw every epoch, so validation curves compare epochs, not samples.
   const rng = new Rng(`${config.seed}:valid`);
   let loss = 0;
@@ -355,7 +356,7 @@ async function validate(model: Generator | Predictor, data: MetaData, config: Me
   const preds: number[] = [];
   for (let i = 0; i < data.valid.length; i += config.batchSize) {
     const items: Example[] = data.valid.slice(i, i + config.batchSize);
-    const batch = assembleBatch(items, data.stores, rng, config.numSample, data.featureDim);
+    const batch = assembleBatch(items, sampler, rng, config.numSample, data.featureDim);
     try {
       if (model instanceof Generator) {
         const l = model.loss(batch.X, batch.dags, { beta: config.beta, train: false, classCounts: batch.classCounts });

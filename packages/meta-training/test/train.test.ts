@@ -6,7 +6,9 @@ import { ConfigError, InputError } from '@metad2a/core';
 import { initBackend, loadCheckpoint, type StateDict } from '@metad2a/nn';
 import { splitRecords } from '@metad2a/data-pipeline';
 import { nb201Space } from '@metad2a/search-space-201';
-import { BEST_CHECKPOINT, LAST_CHECKPOINT, buildConfig, loadMetaData, metaTrain, type MetaTrainConfig } from '../src/index.js';
+import { Rng } from '@metad2a/core';
+import { FeatureStore } from '@metad2a/data-pipeline';
+import { BEST_CHECKPOINT, FeatureSampler, LAST_CHECKPOINT, buildConfig, loadMetaData, metaTrain, type MetaTrainConfig } from '../src/index.js';
 import { buildFixture, smallConfig, type Fixture } from './fixture.js';
 
 let fx: Fixture;
@@ -206,6 +208,24 @@ describe('training data', () => {
     const e = pred.valid[0];
     expect(e.target).toBeCloseTo((e.record.accuracy - pred.stats!.mean) / pred.stats!.std / 100, 12);
     for (const d of [gen, pred]) for (const s of d.stores.values()) s.close();
+  });
+
+  it('draws features exactly as FeatureStore.sample does, from memory within the cache budget', () => {
+    const store = FeatureStore.open(fx.store, { extractor: '*' });
+    const stores = new Map([['cifar10', store]]);
+    const classBytes = 100 * 48 * 4;
+    for (const [budget, cached] of [[0, 0], [2.5 * classBytes, 2 * classBytes], [1e9, 4 * classBytes]] as const) {
+      const sampler = new FeatureSampler(stores, budget);
+      for (const numSample of [5, 150]) {
+        // 150 > 100 rows per class: drawn with replacement, as the store does
+        const classes = [7, 2, 9, 4];
+        const a = sampler.sample('cifar10', classes, new Rng(5), numSample);
+        const b = store.sample({ rng: new Rng(5), numSample, classes }).data;
+        expect(a).toEqual(b);
+      }
+      expect(sampler.cachedBytes).toBe(cached);
+    }
+    store.close();
   });
 
   it('splits by whole tasks when asked', async () => {

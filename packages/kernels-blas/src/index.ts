@@ -101,6 +101,7 @@ function currentStatus(addon: BlasAddon): BlasStatus {
 export function registerBlasKernels(backendName: string): BlasStatus {
   try {
     if ((process.env[DISABLE_ENV] ?? '').toLowerCase() === 'off') {
+      if (replaced.has(backendName)) unregisterBlasKernels(backendName); // registered before it was set
       status = inactive(`disabled by ${DISABLE_ENV}=off`);
       return status;
     }

@@ -56,6 +56,12 @@ describe('registration', () => {
     expect(tf.getKernel('Conv2D', 'wasm')).toBe(stock);
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeUndefined();
     expect(registerBlasKernels('wasm').active).toBe(true);
+    // Turning it off later also takes the registered kernels away.
+    process.env.METAD2A_BLAS = 'off';
+    expect(registerBlasKernels('wasm').active).toBe(false);
+    expect(tf.getKernel('Conv2D', 'wasm')).toBe(stock);
+    delete process.env.METAD2A_BLAS;
+    expect(registerBlasKernels('wasm').active).toBe(true);
   });
 
   it('a case the kernels do not handle (int32 matmul) falls back to the stock kernel', () => {

@@ -3,3 +3,8 @@ export * from './pipeline.js';
 export * from './evaluate.js';
 export * from './baselines.js';
 export * from './model.js';
+export * from './resolve.js';
+export * from './dataset-features.js';
+export * from './session.js';
+export * from './train-arch.js';
+export * from './tfjs-export.js';

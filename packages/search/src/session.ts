@@ -1,0 +1,69 @@
+import { ConfigError, type SearchSpace } from '@metad2a/core';
+import { nb201Cost, type Nb201Arch } from '@metad2a/search-space-201';
+import { GeneratorCandidates, PredictorScorer, type SearchModel, type SearchModelManifest } from './model.js';
+import { runSearch, type SearchResult } from './pipeline.js';
+import type { ArchMetrics, Constraints, DatasetSampler } from './types.js';
+
+/** Shape of the network the cost figures refer to; NB201 counts FLOPs of its C=16, N=5 network at 32 px. */
+export interface MetricsContext {
+  numClasses: number;
+  /** Input size in pixels (NB201 default 32). */
+  inputSize?: number;
+  /** Latency device (MBV3 latency tables); unknown devices are an error. */
+  device?: string;
+}
+
+/**
+ * Cost figures of an architecture of `space` for constraints and reports. NB201: FLOPs and
+ * parameters of the benchmark network with the dataset's class count. Spaces without a cost model in
+ * this build report nothing (a constraint on them is then unsatisfiable, and says so).
+ */
+export function spaceMetrics(space: SearchSpace<any>, ctx: MetricsContext): (arch: any) => ArchMetrics {
+  if (ctx.device !== undefined && space.id === 'nb201') {
+    throw new ConfigError('device', `no latency tables for the '${space.id}' search space`, 'latency constraints exist for mbv3 only; use --max-flops for nb201');
+  }
+  if (space.id === 'nb201') {
+    return (arch: Nb201Arch) => {
+      const c = nb201Cost(arch, { numClasses: ctx.numClasses, ...(ctx.inputSize ? { inputSize: ctx.inputSize } : {}) });
+      return { mflops: c.flops, mparams: c.params };
+    };
+  }
+  return () => ({});
+}
+
+/** Predictor score (normalised target scale ((acc - mean) / std) / 100) back to accuracy in percent. */
+export function scoreToAccuracy(manifest: Pick<SearchModelManifest, 'predictor'>, score: number): number {
+  return score * 100 * manifest.predictor.targetStd + manifest.predictor.targetMean;
+}
+
+export interface ModelSearchOptions {
+  model: SearchModel;
+  sampleDataset: DatasetSampler;
+  numClasses: number;
+  numCandidates: number;
+  topK: number;
+  seed: number;
+  constraints?: Constraints;
+  device?: string;
+  /** Override the manifest's scoreRepeats. */
+  scoreRepeats?: number;
+  onProgress?: (p: { sampled: number; unique: number; target: number }) => void;
+}
+
+/** The meta-test search with a loaded model: its generator proposes, its predictor ranks. */
+export function searchWithModel(o: ModelSearchOptions): SearchResult<any> {
+  if (o.constraints?.maxLatencyMs !== undefined && o.device === undefined) throw new ConfigError('device', 'a latency bound needs a device', 'pass --device');
+  return runSearch({
+    space: o.model.space,
+    generator: new GeneratorCandidates(o.model.generator),
+    scorer: new PredictorScorer(o.model.predictor),
+    sampleDataset: o.sampleDataset,
+    numCandidates: o.numCandidates,
+    topK: o.topK,
+    seed: o.seed,
+    scoreRepeats: o.scoreRepeats ?? o.model.manifest.scoreRepeats,
+    metrics: spaceMetrics(o.model.space, { numClasses: o.numClasses, device: o.device }),
+    constraints: o.constraints,
+    onProgress: o.onProgress,
+  });
+}

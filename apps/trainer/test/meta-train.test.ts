@@ -162,7 +162,7 @@ describe('trainer meta-train (the built CLI as a subprocess)', () => {
   it('resumes after a SIGKILL mid-run and finishes with every epoch logged exactly once', async () => {
     const dir = path.join(fx.dir, 'runs/killed');
     const log = path.join(dir, 'log.jsonl');
-    const child = spawn(process.execPath, [cli, 'meta-train', '--config', configFile, '--epochs', '10', '--out', dir], { cwd: fx.dir, env: { ...process.env, CI: '1' }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [cli, 'meta-train', '--config', configFile, '--epochs', '6', '--out', dir], { cwd: fx.dir, env: { ...process.env, CI: '1' }, stdio: 'ignore' });
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_, sig) => resolve(sig)));
     // Kill it without warning once a few epochs are done (anywhere: mid-batch, mid-checkpoint, mid-log-line).
     for (let t = 0; t < 600 && !(fs.existsSync(log) && epochsOf(log).length >= 2); t++) await new Promise((r) => setTimeout(r, 50));
@@ -170,11 +170,11 @@ describe('trainer meta-train (the built CLI as a subprocess)', () => {
     expect(await exited).toBe('SIGKILL');
     const before = epochsOf(log).length;
     expect(before).toBeGreaterThanOrEqual(2);
-    expect(before).toBeLessThan(10);
-    const r = await trainer(['meta-train', '--config', configFile, '--epochs', '10', '--out', dir, '--resume']);
+    expect(before).toBeLessThan(6);
+    const r = await trainer(['meta-train', '--config', configFile, '--epochs', '6', '--out', dir, '--resume']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/resuming after epoch \d+/);
-    expect(epochsOf(log)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+    expect(epochsOf(log)).toEqual(Array.from({ length: 6 }, (_, i) => i + 1));
   });
 
   it('fails with one clear line and exit code 2 on a bad config', async () => {

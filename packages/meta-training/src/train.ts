@@ -144,10 +144,12 @@ function freezeUnused(model: Generator | Predictor, data: MetaData, config: Meta
   }
 }
 
-function readHistory(logFile: string, upTo: number): EpochLog[] {
-  if (!fs.existsSync(logFile)) return [];
+/** The log's epochs up to `upTo`, and its lines to keep (everything but epochs after `upTo` and a torn last line). */
+function readLog(logFile: string, upTo: number): { history: EpochLog[]; keep: string[] } {
+  if (!fs.existsSync(logFile)) return { history: [], keep: [] };
   const lines = fs.readFileSync(logFile, 'utf8').split('\n');
-  const out: EpochLog[] = [];
+  const history: EpochLog[] = [];
+  const keep: string[] = [];
   lines.forEach((line, i) => {
     if (!line.trim()) return;
     let o: { type?: string; epoch?: number };
@@ -158,9 +160,13 @@ function readHistory(logFile: string, upTo: number): EpochLog[] {
       if (lines.slice(i + 1).some((l) => l.trim())) throw new InputError({ file: logFile, line: i + 1 }, 'not valid JSON');
       return;
     }
-    if (o.type === 'epoch' && typeof o.epoch === 'number' && o.epoch <= upTo) out.push(o as EpochLog);
+    if (o.type === 'epoch') {
+      if (typeof o.epoch !== 'number' || o.epoch > upTo) return;
+      history.push(o as EpochLog);
+    }
+    keep.push(line);
   });
-  return out;
+  return { history, keep };
 }
 
 function appendLine(file: string, obj: unknown): void {
@@ -234,9 +240,10 @@ export async function metaTrain(config: MetaTrainConfig, options: MetaTrainOptio
       scheduler.loadState(m.scheduler);
       best = m.best;
       startEpoch = m.epoch;
-      history = readHistory(logFile, startEpoch);
       // Epochs logged after the checkpoint are redone: rewrite the log without them.
-      writeFileAtomic(logFile, history.map((h) => `${JSON.stringify(h)}\n`).join(''));
+      const log = readLog(logFile, startEpoch);
+      history = log.history;
+      writeFileAtomic(logFile, log.keep.map((l) => `${l}\n`).join(''));
       appendLine(logFile, { type: 'resume', epoch: startEpoch, time: new Date().toISOString() });
     } else {
       writeFileAtomic(configFile, `${JSON.stringify({ format: RUN_FORMAT, config, data: { records: data.records, train: data.train.length, valid: data.valid.length, stats: data.stats, extractor: data.extractor, featureDim: data.featureDim, fingerprint: data.fingerprint } }, null, 2)}\n`);

@@ -174,8 +174,8 @@ describe('resume', () => {
       expect(second.history[i].trainLoss).toBeCloseTo(e.trainLoss, 4);
       expect(second.history[i].validLoss).toBeCloseTo(e.validLoss, 4);
     });
-    const epochs = logLines(second.logFile).filter((l) => l.type === 'epoch').map((l) => l.epoch);
-    expect(epochs).toEqual([1, 2, 3, 4]);
+    const lines = logLines(second.logFile).map((l) => (l.type === 'epoch' ? l.epoch : l.type));
+    expect(lines).toEqual(['start', 1, 2, 'resume', 3, 4, 'end']);
     const a = loadCheckpoint(path.join(straight.runDir, LAST_CHECKPOINT)).state;
     const b = loadCheckpoint(path.join(second.runDir, LAST_CHECKPOINT)).state;
     expect(maxDiff(a, b)).toBeLessThan(1e-6);

@@ -85,25 +85,51 @@ export class OfaAccuracyPredictor {
 
   /** Forward pass on a 128-d feature vector. */
   predictFeatures(x: ArrayLike<number>): number {
-    if (x.length !== OFA_PREDICTOR_INPUT) throw new ConfigError('features', `expected ${OFA_PREDICTOR_INPUT} values, got ${x.length}`);
-    let h: Float64Array = Float64Array.from(x);
-    LAYERS.forEach(([, out, inp], l) => {
-      const W = this.weights[l];
-      const b = this.biases[l];
-      const y = new Float64Array(out);
-      for (let o = 0; o < out; o++) {
-        let s = b[o];
-        const row = o * inp;
-        for (let i = 0; i < inp; i++) s += W[row + i] * h[i];
-        y[o] = l < LAYERS.length - 1 && s < 0 ? 0 : s;
+    return this.predictFeaturesBatch([x])[0];
+  }
+
+  /**
+   * Forward pass on many feature vectors. Each weight row is applied to a block of inputs while
+   * it is in cache, which is what makes thousands of subnets cheap in plain JS.
+   */
+  predictFeaturesBatch(xs: ReadonlyArray<ArrayLike<number>>): number[] {
+    const out: number[] = [];
+    const BLOCK = 32;
+    for (let start = 0; start < xs.length; start += BLOCK) {
+      let hs: Float64Array[] = xs.slice(start, start + BLOCK).map((x, k) => {
+        if (x.length !== OFA_PREDICTOR_INPUT) throw new ConfigError('features', `vector ${start + k}: expected ${OFA_PREDICTOR_INPUT} values, got ${x.length}`);
+        return Float64Array.from(x);
+      });
+      for (let l = 0; l < LAYERS.length; l++) {
+        const nOut = LAYERS[l][1];
+        const nIn = LAYERS[l][2];
+        const W = this.weights[l];
+        const b = this.biases[l];
+        const relu = l < LAYERS.length - 1;
+        const ys = hs.map(() => new Float64Array(nOut));
+        for (let o = 0; o < nOut; o++) {
+          const row = o * nIn;
+          for (let k = 0; k < hs.length; k++) {
+            const h = hs[k];
+            let s = b[o];
+            for (let i = 0; i < nIn; i++) s += W[row + i] * h[i];
+            ys[k][o] = relu && s < 0 ? 0 : s;
+          }
+        }
+        hs = ys;
       }
-      h = y;
-    });
-    return h[0];
+      for (const h of hs) out.push(h[0]);
+    }
+    return out;
   }
 
   /** Predicted ImageNet top-1 (fraction) of a config at resolution r (cfg.r or 224). */
   predict(cfg: OfaConfig, resolution?: number): number {
     return this.predictFeatures(ofaPredictorFeatures(cfg, resolution));
+  }
+
+  /** predict() over many configs (each at its own r, or `resolution` for all). */
+  predictMany(cfgs: readonly OfaConfig[], resolution?: number): number[] {
+    return this.predictFeaturesBatch(cfgs.map((c) => ofaPredictorFeatures(c, resolution)));
   }
 }

@@ -98,11 +98,16 @@ export class Note10LatencyTable {
     return [...this.tables.keys()];
   }
 
+  /** The table of one resolution. */
+  lutFor(resolution: number): LatencyLut {
+    const lut = this.tables.get(resolution);
+    if (!lut) throw new ConfigError('resolution', `no Note10 latency table for ${resolution}`, `tables: ${this.resolutions.join(', ')}`);
+    return lut;
+  }
+
   /** Predicted Note10 latency (ms) of the w1.2 subnet with this config at resolution r (cfg.r or 224). */
   predict(cfg: OfaConfig, resolution?: number): number {
     const r = resolution ?? cfg.r ?? OFA_DEFAULT_RESOLUTION;
-    const lut = this.tables.get(r);
-    if (!lut) throw new ConfigError('resolution', `no Note10 latency table for ${r}`, `tables: ${this.resolutions.join(', ')}`);
-    return lut.sum(mbv3LatencyKeys(cfg, { resolution: r }));
+    return this.lutFor(r).sum(mbv3LatencyKeys(cfg, { resolution: r }));
   }
 }

@@ -1,7 +1,12 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, Rng, ShapeError } from '@metad2a/core';
-import { initBackend } from '@metad2a/nn';
+import { initBackend, type StateDict } from '@metad2a/nn';
 import { OfaSubnet, hSwish, ofaCost, type OfaConfig } from '../src/index.js';
 
 // cpu backend: stock tfjs-backend-wasm has no Conv2DBackpropFilter / depthwise backprop kernels
@@ -112,5 +117,68 @@ describe('OfaSubnet', () => {
     Array.from(y.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(want[i], 6));
     tf.dispose([bad, y]);
     net.dispose();
+  });
+});
+
+/** Fan-in of a tfjs conv kernel [kh, kw, in, out|1] or a linear weight [out, in]. */
+const fanIn = (shape: number[]) => (shape.length === 2 ? shape[1] : shape[3] === 1 ? shape[0] * shape[1] : shape[0] * shape[1] * shape[2]);
+
+const hasNumpy = spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
+
+describe('OfaSubnet vs an independent numpy forward pass', () => {
+  it.skipIf(!hasNumpy)('gives the same logits in eval and training mode (random weights and BN statistics)', () => {
+    const cfg: OfaConfig = { ...RANDOM0, d: [2, 3, 2, 4, 2] };
+    const r = 32;
+    const net = new OfaSubnet(cfg, { resolution: r, numClasses: 5, dropout: 0, widthMult: 1.2, rng: new Rng(8) });
+    // Random values everywhere (also BN affine/statistics and biases, which init leaves trivial).
+    const rng = new Rng(9);
+    const state: StateDict = new Map();
+    for (const [name, v] of net.namedParameters()) {
+      const n = v.size;
+      const data = Float32Array.from({ length: n }, () =>
+        name.endsWith('running_var') ? 0.5 + rng.next() : name.endsWith('.weight') && v.rank === 1 ? 0.8 + 0.4 * rng.next() : name.endsWith('.weight') ? rng.normal() * Math.sqrt(2 / fanIn(v.shape)) : 0.2 * rng.normal(),
+      );
+      state.set(name, { shape: [...v.shape], data });
+    }
+    net.loadStateDict(state);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ofa-np-'));
+    try {
+      const tensors: Record<string, [number[], number]> = {};
+      const parts: Float32Array[] = [];
+      let offset = 0;
+      for (const [name, t] of state) {
+        tensors[name] = [t.shape, offset];
+        parts.push(t.data);
+        offset += t.data.length;
+      }
+      const blob = new Float32Array(offset);
+      let o = 0;
+      for (const p of parts) {
+        blob.set(p, o);
+        o += p.length;
+      }
+      fs.writeFileSync(path.join(dir, 'model.f32'), Buffer.from(blob.buffer));
+      fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify({ config: cfg, resolution: r, num_classes: 5, width_mult: 1.2, tensors }));
+      const x = randomInput([3, r, r, 3], 10);
+      fs.writeFileSync(path.join(dir, 'input.f32'), Buffer.from((x.dataSync() as Float32Array).slice().buffer));
+      const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'numpy_reference.py');
+      const ref = JSON.parse(execFileSync('python3', [script, dir], { encoding: 'utf8' })) as { eval: number[][]; train: number[][] };
+      const evalLogits = net.forward(x, false);
+      const trainLogits = net.forward(x, true);
+      const compare = (got: tf.Tensor2D, want: number[][]) => {
+        const g = got.arraySync();
+        let worst = 0;
+        want.forEach((row, b) => row.forEach((v, c) => (worst = Math.max(worst, Math.abs(v - g[b][c]) / (1 + Math.abs(v))))));
+        return worst;
+      };
+      expect(compare(evalLogits, ref.eval)).toBeLessThan(1e-4);
+      expect(compare(trainLogits, ref.train)).toBeLessThan(1e-4);
+      // the two modes really differ here
+      expect(Math.abs(ref.eval[0][0] - ref.train[0][0])).toBeGreaterThan(1e-3);
+      tf.dispose([x, evalLogits, trainLogits]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      net.dispose();
+    }
   });
 });

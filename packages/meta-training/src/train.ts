@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, InputError, Rng, kendall, pearson, spearman, writeFileAtomic, type SearchSpace } from '@metad2a/core';
@@ -169,6 +170,52 @@ function readLog(logFile: string, upTo: number): { history: EpochLog[]; keep: st
   return { history, keep };
 }
 
+export const RUN_LOCK = 'run.lock';
+
+/**
+ * One trainer per run directory: `run.lock` holds the owner's pid and host. A lock whose process is
+ * gone (killed) is taken over; a live one is an error, so a --resume cannot race a run still going.
+ * Returns the release function (which also removes a run directory this call created and left empty).
+ */
+function acquireRunLock(runDir: string): () => void {
+  const created = !fs.existsSync(runDir);
+  fs.mkdirSync(runDir, { recursive: true });
+  const file = path.join(runDir, RUN_LOCK);
+  const mine = JSON.stringify({ pid: process.pid, host: os.hostname(), time: new Date().toISOString() });
+  const release = () => {
+    fs.rmSync(file, { force: true });
+    if (created && fs.readdirSync(runDir).length === 0) fs.rmdirSync(runDir);
+  };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fs.writeFileSync(file, mine, { flag: 'wx' });
+      return release;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
+    }
+    let owner: { pid?: number; host?: string } = {};
+    try {
+      owner = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch {
+      /* torn or empty lock: stale */
+    }
+    if (typeof owner.pid === 'number' && owner.host !== os.hostname()) {
+      throw new ConfigError('out', `${runDir} is locked by process ${owner.pid} on ${owner.host}`, `if that run is gone, delete ${file}`);
+    }
+    let alive = false;
+    if (typeof owner.pid === 'number') {
+      try {
+        process.kill(owner.pid, 0);
+        alive = true;
+      } catch (e) {
+        alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    }
+    if (alive) throw new ConfigError('out', `${runDir} is in use by process ${owner.pid}`, 'wait for it to finish, or stop it (Ctrl-C) before resuming');
+    fs.rmSync(file, { force: true });
+  }
+}
+
 function appendLine(file: string, obj: unknown): void {
   const fd = fs.openSync(file, 'a');
   try {
@@ -199,6 +246,15 @@ const correlationFns = { pearson, spearman, kendall };
  * epoch), so a resumed run continues exactly like an uninterrupted one.
  */
 export async function metaTrain(config: MetaTrainConfig, options: MetaTrainOptions = {}): Promise<MetaTrainResult> {
+  const release = acquireRunLock(path.resolve(config.out));
+  try {
+    return await trainLocked(config, options);
+  } finally {
+    release();
+  }
+}
+
+async function trainLocked(config: MetaTrainConfig, options: MetaTrainOptions): Promise<MetaTrainResult> {
   const hooks = options.hooks ?? {};
   const runDir = path.resolve(config.out);
   const logFile = path.join(runDir, LOG_FILE);

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -236,6 +237,24 @@ describe('training data', () => {
     expect(d.valid).toHaveLength(16);
     expect([...validTasks].some((t) => trainTasks.has(t))).toBe(false);
     for (const s of d.stores.values()) s.close();
+  });
+});
+
+describe('run directory lock', () => {
+  it('refuses a run directory in use by a live process, takes over a stale lock, and cleans up', async () => {
+    const config = cfg('generator', 'locked', { epochs: 1 });
+    fs.mkdirSync(config.out, { recursive: true });
+    const lock = path.join(config.out, 'run.lock');
+    fs.writeFileSync(lock, JSON.stringify({ pid: process.pid, host: os.hostname() }));
+    await expect(metaTrain(config)).rejects.toThrow(new RegExp(`'out': .*locked is in use by process ${process.pid}`));
+    // a dead owner (a pid far above the kernel's pid_max) is a stale lock
+    fs.writeFileSync(lock, JSON.stringify({ pid: 2 ** 30, host: os.hostname() }));
+    const res = await metaTrain(config);
+    expect(res.history).toHaveLength(1);
+    expect(fs.existsSync(lock)).toBe(false);
+    // a failed start leaves no empty run directory behind
+    await expect(metaTrain({ ...config, out: path.join(fx.dir, 'never'), valid: 99 })).rejects.toThrow(/'valid'/);
+    expect(fs.existsSync(path.join(fx.dir, 'never'))).toBe(false);
   });
 });
 

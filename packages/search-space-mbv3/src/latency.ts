@@ -77,7 +77,7 @@ export class LatencyLut {
     let t = 0;
     for (const k of keys) {
       const v = this.entries.get(k);
-      if (v === undefined) throw new InputError({ file: this.file, field: k }, 'no such layer in the latency table', 'the Note10 tables hold the w1.2 supernet at 160..224 (step 16)');
+      if (v === undefined) throw new InputError({ file: this.file, field: k }, 'no such layer in the latency table', 'Note10 tables: w1.2 supernet at 160..224 step 16; i7 table: w1.0/w1.2 at 96..256 step 4');
       t += v;
     }
     return t;
@@ -109,5 +109,55 @@ export class Note10LatencyTable {
   predict(cfg: OfaConfig, resolution?: number): number {
     const r = resolution ?? cfg.r ?? OFA_DEFAULT_RESOLUTION;
     return this.lutFor(r).sum(mbv3LatencyKeys(cfg, { resolution: r }));
+  }
+}
+
+/**
+ * Per-layer keys of NSGANetV2's Intel i7-8700K table (its utils.look_up_latency): first_conv
+ * output at r div 2, blocks at sizes halved with ceil, 'expand' as the ratio, no activation flag,
+ * final expand at r halved 5 times, feature mix, classifier. MetaD2A's evaluation code base is
+ * NSGANetV2's, so this is the table that fits its (w1.0) subnets; it covers r = 96..256 step 4.
+ */
+export function mbv3I7LatencyKeys(cfg: OfaConfig, options: { resolution?: number; widthMult?: number; numClasses?: number } = {}): string[] {
+  assertOfaConfig(cfg);
+  const r = options.resolution ?? cfg.r ?? OFA_DEFAULT_RESOLUTION;
+  const m = ofaMacro(options.widthMult ?? 1.0);
+  const numClasses = options.numClasses ?? 1000;
+  const half = (x: number) => Math.ceil(x / 2);
+  const keys: string[] = [];
+  const block = (fin: number, cin: number, fout: number, cout: number, e: number, ks: number, stride: number, idskip: boolean, se: boolean) =>
+    keys.push(`MBConv-input:${shape([fin, fin, cin])}-output:${shape([fout, fout, cout])}-expand:${e}-kernel:${ks}-stride:${stride}-idskip:${idskip ? 1 : 0}-se:${se ? 1 : 0}`);
+  keys.push(`first_conv-input:${shape([r, r, 3])}-output:${shape([Math.floor(r / 2), Math.floor(r / 2), m.firstConv])}`);
+  let fsize = half(r);
+  block(fsize, m.firstConv, fsize, m.firstBlock, 1, 3, 1, m.firstConv === m.firstBlock, false);
+  let cin = m.firstBlock;
+  for (let i = 0; i < OFA_NUM_SLOTS; i++) {
+    if (!isActiveSlot(cfg.d, i)) continue;
+    const s = Math.floor(i / OFA_SLOTS_PER_STAGE);
+    const stride = i % OFA_SLOTS_PER_STAGE === 0 ? m.stageStrides[s] : 1;
+    const out = stride > 1 ? half(fsize) : fsize;
+    const cout = m.stageWidths[s];
+    block(fsize, cin, out, cout, cfg.e[i], cfg.ks[i], stride, stride === 1 && cin === cout, m.stageSe[s]);
+    fsize = out;
+    cin = cout;
+  }
+  const f = half(half(half(half(half(r)))));
+  keys.push(`final_expand_layer-input:${shape([f, f, cin])}-output:${shape([f, f, m.finalExpand])}`);
+  keys.push(`feature_mix_layer-input:${shape([1, 1, m.finalExpand])}-output:${shape([1, 1, m.featureMix])}`);
+  keys.push(`classifier-input:${m.featureMix}-output:${numClasses}`);
+  return keys;
+}
+
+/** NSGANetV2's i7-8700K lookup table (lut_nsganetv2_i7-8700K.json), latency in ms. */
+export class I7LatencyTable {
+  private constructor(readonly lut: LatencyLut) {}
+
+  static load(file = path.join(defaultOfaDataDir(), 'lut_nsganetv2_i7-8700K.json')): I7LatencyTable {
+    return new I7LatencyTable(LatencyLut.load(file));
+  }
+
+  /** Predicted i7-8700K latency (ms) of the subnet at resolution r (cfg.r or 224), w1.0 unless given. */
+  predict(cfg: OfaConfig, options: { resolution?: number; widthMult?: number } = {}): number {
+    return this.lut.sum(mbv3I7LatencyKeys(cfg, options));
   }
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InputError, spearman } from '@metad2a/core';
-import { Note10LatencyTable, defaultOfaDataDir, loadHelpOfaArchs, makeDivisible, mbv3LatencyKeys, ofaCost, ofaMacro, resolveOfaNet, type OfaConfig } from '../src/index.js';
+import { I7LatencyTable, Note10LatencyTable, defaultOfaDataDir, mbv3I7LatencyKeys, loadHelpOfaArchs, makeDivisible, mbv3LatencyKeys, ofaCost, ofaMacro, resolveOfaNet, type OfaConfig } from '../src/index.js';
 
 interface PublishedNet extends OfaConfig {
   name: string;
@@ -141,5 +141,31 @@ describe('Note10 latency lookup table', () => {
       expect(e).toBeInstanceOf(InputError);
       expect((e as Error).message).toMatch(/lut_note10_224\.json, field 'Conv-input:224x224x3-output:112x112x16': no such layer/);
     }
+  });
+});
+
+describe('NSGANetV2 i7-8700K lookup table', () => {
+  const i7 = I7LatencyTable.load();
+
+  it('builds NSGANetV2 look_up_latency keys', () => {
+    const keys = mbv3I7LatencyKeys(SMALLEST, { resolution: 220 });
+    expect(keys[0]).toBe('first_conv-input:220x220x3-output:110x110x16');
+    expect(keys[1]).toBe('MBConv-input:110x110x16-output:110x110x16-expand:1-kernel:3-stride:1-idskip:1-se:0');
+    expect(keys[2]).toBe('MBConv-input:110x110x16-output:55x55x24-expand:3-kernel:3-stride:2-idskip:0-se:0');
+    // ceil halving: 55 -> 28 -> 14 -> 7
+    expect(keys[4]).toBe('MBConv-input:55x55x24-output:28x28x40-expand:3-kernel:3-stride:2-idskip:0-se:1');
+    expect(keys.slice(-3)).toEqual([
+      'final_expand_layer-input:7x7x160-output:7x7x960',
+      'feature_mix_layer-input:1x1x960-output:1x1x1280',
+      'classifier-input:1280-output:1000',
+    ]);
+  });
+
+  it('covers every HELP subnet (w1.0, r 128..224) and orders them like their MACs', () => {
+    const help = loadHelpOfaArchs();
+    const lat = help.archs.map((a) => i7.predict(a));
+    expect(lat.every((v) => v > 0)).toBe(true);
+    expect(spearman(lat, help.archs.map((a) => ofaCost(a).macs))).toBeGreaterThan(0.9);
+    expect(() => i7.predict(SMALLEST, { resolution: 300 })).toThrow(/first_conv-input:300x300x3/);
   });
 });

@@ -1,9 +1,9 @@
 // Cost of one database training (build-database's unit of work) per recipe, on 5-class tasks of the
 // given sources, through the same job function the local runner and the queue workers call.
 //   (cd packages/db-build && npx tsup) && node tools/bench/db-build.mjs [--recipes a,b] [--sources cifar10,mnist] [--n 6] [--backend wasm]
-// Reports the median wall and CPU seconds per training (image loading excluded, as it happens once
-// per task), and the projected CPU-hours for 2,000 records.
-import { performance } from 'node:perf_hooks';
+// Reports the median wall seconds of one training (trainClassifier: training + evaluation), the median
+// CPU seconds of the whole job (incl. its share of image loading: tasks of 2 architectures each), and
+// the projected CPU-hours for 2,000 records.
 import { initBackend } from '@metad2a/nn';
 import { DB_RECIPES, openSource, parseSourceSpec, planJobs, resolveRecipe, runTrainJob } from '@metad2a/db-build';
 
@@ -31,13 +31,11 @@ for (const id of recipes) {
   const acc = [];
   for (const job of plan.jobs.slice(0, n)) {
     const c0 = process.cpuUsage();
-    const t0 = performance.now();
     const r = await runTrainJob(job.data);
     wall.push(r.seconds);
     const c = process.cpuUsage(c0);
     cpu.push((c.user + c.system) / 1e6);
     acc.push(r.record.accuracy);
-    void t0;
   }
   const mc = median(cpu);
   console.log(

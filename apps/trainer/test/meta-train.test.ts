@@ -136,7 +136,7 @@ describe('trainer meta-train (the built CLI as a subprocess)', () => {
   it('trains from a YAML config with overrides, writes log, checkpoints and an SVG plot; --resume continues', async () => {
     const r = await trainer(['meta-train', '--config', configFile, '--epochs', '2', '--out', 'runs/p1']);
     expect(r.stderr).not.toMatch(/error/i);
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/epoch 1\/2 .*pearson .*spearman .*kendall/);
     expect(r.stdout).toMatch(/epoch 2\/2 /);
     const dir = path.join(fx.dir, 'runs/p1');
@@ -152,7 +152,7 @@ describe('trainer meta-train (the built CLI as a subprocess)', () => {
     expect(again.stderr).toMatch(/^error: invalid option 'out': .*already holds a run \(pass --resume/);
 
     const resumed = await trainer(['meta-train', '--config', configFile, '--epochs', '3', '--out', 'runs/p1', '--resume']);
-    expect(resumed.code).toBe(0);
+    expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stdout).toMatch(/resuming after epoch 2/);
     expect(resumed.stdout).toMatch(/epoch 3\/3 /);
     expect(resumed.stdout).not.toMatch(/epoch 1\/3 /);

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '@metad2a/nn';
@@ -30,7 +31,9 @@ describe('one training job', () => {
     expect(Number.isFinite(res.trainLoss)).toBe(true);
     expect(Date.parse(r.time)).not.toBeNaN();
     // the same job again gives the same accuracy (seeded weights, batches and augmentation)
+    const tensors = tf.memory().numTensors;
     const again = await runTrainJob(job);
+    expect(tf.memory().numTensors).toBe(tensors); // nothing leaks from a job (workers run thousands)
     expect(again.record.accuracy).toBe(r.accuracy);
     expect(again.trainLoss).toBe(res.trainLoss);
   });

@@ -26,8 +26,8 @@ export class GruWeights {
   readonly table: GateInputs;
   /** [hs, hs] per gate, transposed. */
   readonly whh: GateInputs;
-  /** [1, hs] per gate. */
-  readonly bhh: GateInputs;
+  /** [hs] per gate (rank 1: the stock wasm _FusedMatMul takes only rank-1 biases). */
+  readonly bhh: { r: tf.Tensor1D; z: tf.Tensor1D; n: tf.Tensor1D };
 
   constructor(cell: GRUCell) {
     const H = cell.hiddenSize;
@@ -35,7 +35,7 @@ export class GruWeights {
     const gate = (k: number) => ({
       table: cell.weightIh.slice([k * H, 0], [H, -1]).transpose().add(cell.biasIh.slice([k * H], [H])) as tf.Tensor2D,
       whh: cell.weightHh.slice([k * H, 0], [H, H]).transpose() as tf.Tensor2D,
-      bhh: cell.biasHh.slice([k * H], [H]).reshape([1, H]) as tf.Tensor2D,
+      bhh: cell.biasHh.slice([k * H], [H]) as tf.Tensor1D,
     });
     const [r, z, n] = [gate(0), gate(1), gate(2)];
     this.table = { r: r.table, z: z.table, n: n.table };
@@ -54,7 +54,7 @@ export class GruWeights {
    * h' = (1 - z) n + z h.
    */
   step(gi: GateInputs, h: tf.Tensor2D | null): tf.Tensor2D {
-    const gh = (g: keyof GateInputs) => (h ? affine(h, this.whh[g], this.bhh[g]) : this.bhh[g]);
+    const gh = (g: keyof GateInputs): tf.Tensor => (h ? affine(h, this.whh[g], this.bhh[g]) : this.bhh[g]);
     const r = tf.sigmoid(gi.r.add(gh('r')));
     const z = tf.sigmoid(gi.z.add(gh('z')));
     const nGate = tf.tanh(gi.n.add(r.mul(gh('n'))));
@@ -76,9 +76,9 @@ export class MessageWeights {
   readonly hs: number;
   readonly wg: tf.Tensor2D;
   readonly wm: tf.Tensor2D;
-  /** n rows [1, hs]: Wg e_p + bg, and Wm e_p. */
-  readonly vidGate: tf.Tensor2D[];
-  readonly vidMap: tf.Tensor2D[];
+  /** n rows [hs]: Wg e_p + bg, and Wm e_p (rank 1, used as fused-matmul biases). */
+  readonly vidGate: tf.Tensor1D[];
+  readonly vidMap: tf.Tensor1D[];
   readonly extraW: tf.Tensor2D | null;
   readonly extraBias: tf.Tensor | null;
 
@@ -89,8 +89,14 @@ export class MessageWeights {
     const m = mapper.weight as tf.Tensor2D;
     this.wg = g.slice([0, 0], [hs, hs]).transpose();
     this.wm = m.slice([0, 0], [hs, hs]).transpose();
-    this.vidGate = tf.split(g.slice([0, hs], [hs, n]).transpose().add(gate.bias!), n, 0) as tf.Tensor2D[];
-    this.vidMap = tf.split(m.slice([0, hs], [hs, n]).transpose(), n, 0) as tf.Tensor2D[];
+    // 1-D slices of a flat [n*hs] tensor: the stock wasm _FusedMatMul checks the rank of the bias's
+    // underlying buffer, so a reshaped [1, hs] row (what unstack makes) is refused
+    const rows = (t: tf.Tensor) => {
+      const flat = t.reshape([n * hs]);
+      return Array.from({ length: n }, (_, p) => flat.slice([p * hs], [hs]) as tf.Tensor1D);
+    };
+    this.vidGate = rows(g.slice([0, hs], [hs, n]).transpose().add(gate.bias!));
+    this.vidMap = rows(m.slice([0, hs], [hs, n]).transpose());
     this.extraW = extra ? (extra.weight.transpose() as tf.Tensor2D) : null;
     this.extraBias = extra ? extra.bias : null;
   }

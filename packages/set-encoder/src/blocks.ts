@@ -69,10 +69,12 @@ export class MAB extends Module {
    * Call inside tf.tidy (the transposed weights are temporaries).
    */
   project(Qin: tf.Tensor2D, Kin: tf.Tensor2D): { Q: tf.Tensor2D; K: tf.Tensor2D; V: tf.Tensor2D } {
+    // matMul + add rather than the fused kernel: tfjs differentiates a fused matmul for both
+    // operands eagerly, and for the first layer the input is data (its gradient is wasted work)
     const lin = (x: tf.Tensor2D, fc: Linear, scale = 1): tf.Tensor2D => {
       const w = scale === 1 ? fc.weight.transpose() : fc.weight.transpose().mul(scale);
       const b = scale === 1 ? fc.bias! : fc.bias!.mul(scale);
-      return tf.fused.matMul({ a: x, b: w as tf.Tensor2D, bias: b }) as tf.Tensor2D;
+      return tf.matMul(x, w as tf.Tensor2D).add(b);
     };
     return { Q: lin(Qin, this.fc_q), K: lin(Kin, this.fc_k, 1 / Math.sqrt(this.dimV)), V: lin(Kin, this.fc_v) };
   }

@@ -95,9 +95,9 @@ describe('FLOPs and parameters', () => {
   it('rank the HELP subnets like their measured GPU latency', () => {
     const help = loadHelpOfaArchs();
     const macs = help.archs.map((a) => ofaCost(a).macs);
-    // batch-64 GPU latency is compute-bound: MACs at each subnet's own r should order it well
-    const rho = spearman(macs, help.latencyMs.titan_rtx_64);
-    expect(rho).toBeGreaterThan(0.8);
+    // batch-64 GPU latency is compute-bound: MACs at each subnet's own r order it (0.994 measured)
+    expect(spearman(macs, help.latencyMs.titan_rtx_64)).toBeGreaterThan(0.95);
+    expect(spearman(macs, help.latencyMs.v100_64)).toBeGreaterThan(0.95);
   });
 });
 

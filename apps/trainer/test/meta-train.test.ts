@@ -184,6 +184,9 @@ describe('trainer meta-train (the built CLI as a subprocess)', () => {
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/^error: invalid option 'bachSize': unknown key in .*bad\.yaml \(did you mean 'batchSize'\?\)/);
+    const s = await trainer(['meta-train', '--config', configFile, '--out', 'runs/bad2', '--set', 'scheduler.patience=-1']);
+    expect(s.code).toBe(2);
+    expect(s.stderr).toMatch(/^error: invalid option 'scheduler\.patience': expected a non-negative integer, got -1 \(in --set\)/);
     const f = await trainer(['meta-train', '--config', configFile, '--out', 'runs/bad3', '--features', 'cifar10']);
     expect(f.code).toBe(2);
     expect(f.stderr).toMatch(/invalid option 'features': 'cifar10' is not <dataset>=<feature store>/);

@@ -275,6 +275,33 @@ export function resolveConfig(layers: readonly ConfigLayer[]): MetaTrainConfig {
   return cfg;
 }
 
+/**
+ * `--set key=value` overrides (repeatable) into a config layer: dotted keys reach nested options
+ * (`scheduler.patience=5`), values are read as YAML scalars (`1e-4`, `true`, `null`, `abc`).
+ */
+export function parseSetOverrides(items: readonly string[], source = '--set'): ConfigLayer {
+  const values: Record<string, unknown> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new ConfigError(source, `'${item}' is not key=value`, 'e.g. --set scheduler.patience=5');
+    const keys = item.slice(0, eq).split('.').map((k) => k.trim());
+    if (keys.some((k) => !k)) throw new ConfigError(source, `'${item}' has an empty key`);
+    let value: unknown;
+    try {
+      value = YAML.parse(item.slice(eq + 1));
+    } catch {
+      value = item.slice(eq + 1);
+    }
+    let node = values;
+    keys.slice(0, -1).forEach((k) => {
+      const next = node[k];
+      node = (next && typeof next === 'object' ? next : (node[k] = {})) as Record<string, unknown>;
+    });
+    node[keys[keys.length - 1]] = value;
+  }
+  return { source, values };
+}
+
 /** The keys a resumed run may change (training longer); anything else must match the stored run. */
 export const RESUMABLE_CHANGES: ReadonlyArray<keyof MetaTrainConfig> = ['epochs', 'out', 'featureCacheMB'];
 

@@ -94,6 +94,16 @@ describe('config', () => {
     expect(error(() => buildConfig({ overrides: { model: 'predictor', ...required, nz: 30 } })).message).toMatch(/'numHeads'.*30/);
   });
 
+  it('takes --set key=value overrides for any key, nested ones included, typed as YAML scalars', () => {
+    const c = buildConfig({ set: ['scheduler.patience=5', 'selection.rule=top-k', 'selection.k=2', 'lr=3e-4', 'selection.min-accuracy=null'], overrides: { model: 'generator', ...required } });
+    expect([c.scheduler.patience, c.scheduler.factor, c.selection.rule, c.selection.k, c.lr, c.selection.minAccuracy]).toEqual([5, 0.1, 'top-k', 2, 3e-4, null]);
+    // explicit options win over --set
+    expect(buildConfig({ set: ['epochs=9'], overrides: { model: 'generator', ...required, epochs: 3 } }).epochs).toBe(3);
+    expect(error(() => buildConfig({ set: ['scheduler.patience=soon'], overrides: { model: 'generator', ...required } })).message).toMatch(/'scheduler\.patience': expected a non-negative integer, got 'soon' \(in --set\)/);
+    expect(error(() => buildConfig({ set: ['patience'], overrides: { model: 'generator', ...required } })).message).toMatch(/'--set': 'patience' is not key=value/);
+    expect(error(() => buildConfig({ set: ['sheduler.patience=1'], overrides: { model: 'generator', ...required } })).message).toMatch(/'sheduler'.*did you mean 'scheduler'/);
+  });
+
   it('reports YAML syntax errors with file and line', () => {
     const f = write('broken.yaml', 'model: generator\nfeatures:\n  cifar10: [a\nout: x\n');
     const e = error(() => buildConfig({ file: f }));

@@ -8,6 +8,7 @@ import { linePlot, stackPlots } from '@metad2a/plots';
 
 interface MetaTrainArgs {
   config?: string;
+  set?: string[];
   model?: string;
   database?: string;
   features?: string[];
@@ -80,6 +81,7 @@ export const metaTrainCommand: CommandModule<object, MetaTrainArgs> = {
   builder: (y: Argv) =>
     y
       .option('config', { type: 'string', describe: 'YAML or JSON config file (command-line options override it)' })
+      .option('set', { type: 'string', array: true, describe: 'any config key: --set scheduler.patience=5 --set selection.rule=top-k (repeatable)' })
       .option('model', { type: 'string', choices: ['generator', 'predictor'], describe: 'which model to train' })
       .option('database', { type: 'string', describe: 'meta-training database (CSV or JSONL)' })
       .option('features', { type: 'string', array: true, describe: 'feature store of a source dataset: <dataset>=<store manifest> (repeatable)' })
@@ -107,6 +109,7 @@ export const metaTrainCommand: CommandModule<object, MetaTrainArgs> = {
 async function metaTrainMain(argv: MetaTrainArgs): Promise<void> {
   const config = buildConfig({
     file: argv.config,
+    set: argv.set,
     overrides: {
       model: argv.model,
       database: argv.database === undefined ? undefined : path.resolve(argv.database),

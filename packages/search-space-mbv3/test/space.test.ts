@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError, Rng, genericInvalidReason, type ArchDag } from '@metad2a/core';
 import {
@@ -131,6 +134,18 @@ describe('validation, format, parse', () => {
     expect(messageOf(() => validateOfaConfig({ ...RANDOM1, w: 1 }))).toMatch(/field 'w': unknown field/);
     expect(messageOf(() => validateOfaConfig({ ...RANDOM1, r: 22.5 }))).toMatch(/field 'r'/);
     expect(messageOf(() => validateOfaConfig({ ...RANDOM1, ks: ['3', ...RANDOM1.ks.slice(1)] }, { file: 'x.jsonl', line: 4 }))).toMatch(/^x\.jsonl, line 4, field 'ks\[0\]': value "3"/);
+  });
+
+  it('names file, record and field of a bad subnet in a HELP-style file', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ofa-help-'));
+    try {
+      const file = path.join(dir, 'archs.json');
+      const bad = { ...RANDOM1, e: RANDOM1.e.map((v, i) => (i === 3 ? 8 : v)), r: 224 };
+      fs.writeFileSync(file, JSON.stringify({ archs: [{ ...RANDOM1, r: 224 }, bad], latency_ms: {}, ofa_predictor_top1_computed_here: [0.8, 0.8] }));
+      expect(messageOf(() => loadHelpOfaArchs(file))).toBe(`${file}, record 1, field 'e[3]': value 8 is not allowed (allowed: 3, 4, 6)`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('formats compact JSON and parses JSON and the original Python dict lines', () => {

@@ -19,6 +19,7 @@ export interface ModelArgs {
   cacheDir?: string;
   backend?: string;
   seed: number;
+  quiet?: boolean;
 }
 
 /** Options every command that runs the models shares. */
@@ -75,6 +76,7 @@ export async function loadModelAndFeatures(a: ModelArgs): Promise<Loaded> {
       allowFew: a.allowFew,
       cacheDir: a.cacheDir,
       onProgress: (done, total) => {
+        if (a.quiet) return;
         bar ??= new ProgressBar('dataset features', total);
         bar.update(done);
       },

@@ -92,11 +92,45 @@ export class MAB extends Module {
       if (keyMask) S = S.reshape([N, h, n, m]).add(keyMaskBias(keyMask)).reshape([N * h, n, m]);
       const A = tf.softmax(S, -1);
       const Oh = Qh.add(tf.matMul(A, heads(V, m)));
-      let O = Oh.reshape([N, h, n, d]).transpose([0, 2, 1, 3]).reshape([N * n, dV]) as tf.Tensor2D;
-      if (this.ln0) O = this.ln0.forward(O) as tf.Tensor2D;
-      O = O.add(tf.fused.matMul({ a: O, b: this.fc_o.weight.transpose() as tf.Tensor2D, bias: this.fc_o.bias!, activation: 'relu' }));
-      if (this.ln1) O = this.ln1.forward(O) as tf.Tensor2D;
-      return O.reshape([N, n, dV]) as tf.Tensor3D;
+      const O = Oh.reshape([N, h, n, d]).transpose([0, 2, 1, 3]).reshape([N * n, dV]) as tf.Tensor2D;
+      return this.output(O).reshape([N, n, dV]) as tf.Tensor3D;
+    });
+  }
+
+  /** [ln0] -> O + relu(fc_o(O)) -> [ln1] on attention outputs [rows, dV]. */
+  output(O: tf.Tensor2D): tf.Tensor2D {
+    let o = O;
+    if (this.ln0) o = this.ln0.forward(o) as tf.Tensor2D;
+    o = o.add(tf.fused.matMul({ a: o, b: this.fc_o.weight.transpose() as tf.Tensor2D, bias: this.fc_o.bias!, activation: 'relu' }));
+    if (this.ln1) o = this.ln1.forward(o) as tf.Tensor2D;
+    return o;
+  }
+
+  /**
+   * MAB(Q, K) for queries shared by every set (PMA's learned seeds), without projecting the keys:
+   * a seed's head-j score of element x is x . (Wk_j^T q_j) / sqrt(dV) plus a term constant over the
+   * elements (q_j . bk_j, which softmax cancels), and since attention rows sum to 1,
+   * sum_k a_k (Wv x_k + bv) = Wv (sum_k a_k x_k) + bv. Same function, a fraction of the work when
+   * the sets are many and the seeds few.
+   */
+  attendSharedQueries(Qin: tf.Tensor2D, X: tf.Tensor3D, keyMask?: tf.Tensor2D | null): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [N, m, dK] = X.shape;
+      const s = Qin.shape[0];
+      const dV = this.dimV;
+      const h = this.numHeads;
+      const d = dV / h;
+      const q = tf.matMul(Qin, this.fc_q.weight, false, true).add(this.fc_q.bias!); // [s, dV]
+      const headMask = tf.tensor2d(Float32Array.from({ length: h * dV }, (_, i) => (Math.floor((i % dV) / d) === Math.floor(i / dV) ? 1 : 0)), [h, dV]);
+      const qBlocks = q.reshape([s, 1, dV]).mul(headMask.reshape([1, h, dV])).reshape([s * h, dV]);
+      const U = tf.matMul(qBlocks, this.fc_k.weight).mul(1 / Math.sqrt(dV)); // [s*h, dK]
+      let S = tf.matMul(X.reshape([N * m, dK]), U, false, true).reshape([N, m, s * h]).transpose([0, 2, 1]);
+      if (keyMask) S = S.add(keyMaskBias(keyMask).reshape([N, 1, m]));
+      const A = tf.softmax(S, -1); // [N, s*h, m]
+      const Z = tf.matMul(A, X).reshape([N * s * h, dK]);
+      const AV = tf.matMul(Z, this.fc_v.weight, false, true).add(this.fc_v.bias!).reshape([N, s, h, dV]);
+      const O = AV.mul(headMask.reshape([1, 1, h, dV])).sum(2).add(q).reshape([N * s, dV]) as tf.Tensor2D;
+      return this.output(O).reshape([N, s, dV]) as tf.Tensor3D;
     });
   }
 }
@@ -159,10 +193,7 @@ export class PMA extends Module {
     this.mab = this.addModule('mab', new MAB(dim, dim, dim, numHeads, { ...options, rng }));
   }
   forward(X: tf.Tensor3D, mask?: tf.Tensor2D | null): tf.Tensor3D {
-    return tf.tidy(() => {
-      const N = X.shape[0];
-      return this.mab.forward(tf.tile(this.S, [N, 1, 1]) as tf.Tensor3D, X, mask);
-    });
+    return this.mab.attendSharedQueries(this.S.reshape([this.numSeeds, this.dim]) as tf.Tensor2D, X, mask);
   }
 }
 

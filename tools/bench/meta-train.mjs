@@ -94,6 +94,20 @@ try {
     };
     const disk = asmTime(0);
     const a = asmTime(2 ** 30);
+    // The feature draw alone (no tensor packing): one read call per row from disk vs copies from memory.
+    const drawTime = (budget) => {
+      const sampler = new FeatureSampler(data.stores, budget);
+      const rng = new Rng(2);
+      const ts = [];
+      for (let i = 0; i < 8; i++) {
+        const t0 = performance.now();
+        for (const e of data.train.slice(0, 32)) sampler.sample(e.record.dataset, e.record.classes, rng, 20);
+        ts.push((performance.now() - t0) / 1000);
+      }
+      return median(ts.slice(2));
+    };
+    const drawDisk = drawTime(0);
+    const drawMem = drawTime(2 ** 30);
     for (const s of data.stores.values()) s.close();
     const stamps = [];
     const t0 = performance.now();
@@ -106,7 +120,7 @@ try {
     const full = 133; // original predictor train split: 4,230 records / 32
     console.log(
       `${model.padEnd(9)}  ${step.toFixed(3)} s/batch (median of ${per.length}; min ${Math.min(...per).toFixed(3)})  ` +
-        `assembly ${a.toFixed(4)} s cached (${((a / step) * 100).toFixed(1)}%), ${disk.toFixed(4)} s from disk  ` +
+        `assembly ${a.toFixed(4)} s cached (${((a / step) * 100).toFixed(1)}%), ${disk.toFixed(4)} s from disk; draw alone ${drawMem.toFixed(4)} vs ${drawDisk.toFixed(4)} s  ` +
         `validation + checkpoints ${tail.toFixed(2)} s  ` +
         `-> ${((step * full) / 60).toFixed(1)} min/epoch of 133 batches, ${((step * full * 400) / 3600).toFixed(1)} h for 400 epochs ` +
         `(total ${((performance.now() - t0) / 1000).toFixed(1)} s)`,

@@ -29,7 +29,12 @@ export interface Fixture {
   /** Features with only 5 rows per class. */
   fewCsv: string;
   cacheDir: string;
+  /** The same model declared to use MobileNet v1 features cut at conv_pw_11_relu (512-d) at 32 px, for image datasets. */
+  imageModel: string;
 }
+
+export const IMAGE_EXTRACTOR = 'mobilenet_v1_1.0:conv_pw_11_relu@32';
+export const MOBILENET_DIR = path.join(shared, 'data/mobilenet-v1-imagenet');
 
 function featuresOf(i: number): Float32Array {
   const fx = readF32Bundle(path.join(shared, 'fixtures/metad2a-parity/manifest.json'));
@@ -90,7 +95,12 @@ export async function buildFixture(): Promise<Fixture> {
   store(otherStore, featuresOf(2), 'mobilenet_v1_1.0@96');
   const cacheDir = path.join(dir, 'cache');
   fs.mkdirSync(cacheDir);
-  return { dir, model, npy, csv, otherStore, fewCsv, cacheDir };
+  const imageModel = path.join(dir, 'image-model');
+  fs.mkdirSync(imageModel);
+  for (const f of fs.readdirSync(model)) if (!f.startsWith('default-dataset')) fs.copyFileSync(path.join(model, f), path.join(imageModel, f));
+  const manifest = JSON.parse(fs.readFileSync(path.join(imageModel, 'model.json'), 'utf8'));
+  fs.writeFileSync(path.join(imageModel, 'model.json'), JSON.stringify({ ...manifest, extractor: IMAGE_EXTRACTOR }));
+  return { dir, model, npy, csv, otherStore, fewCsv, cacheDir, imageModel };
 }
 
 const run = promisify(execFile);

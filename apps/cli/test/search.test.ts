@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nb201Cost, parseNb201 } from '@metad2a/search-space-201';
-import { buildFixture, cli, EXTRACTOR, metad2a, shared, type Fixture } from './fixture.js';
+import { buildFixture, cli, EXTRACTOR, IMAGE_EXTRACTOR, metad2a, MOBILENET_DIR, root, shared, type Fixture } from './fixture.js';
 import type { SearchJson } from '../src/commands/search.js';
 
 let fx: Fixture;
@@ -106,6 +106,35 @@ describe('metad2a search', () => {
     const r2 = readResult('s2.json');
     expect(r1.dataset.classes).toEqual(['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']);
     expect(r1.candidates.map((x) => x.arch)).not.toEqual(r2.candidates.map((x) => x.arch));
+  });
+});
+
+describe('metad2a search on images', () => {
+  const images = () => path.join(root, 'test-fixtures/images/tiny');
+  it('embeds an image folder with the model\'s extractor (MobileNet from a local copy) once, then reuses the cached store', async () => {
+    const args = ['search', '-c', fx.imageModel, '-d', images(), '--extractor-source', MOBILENET_DIR, '--allow-few', '-n', '20', '-o', 'img.json', '-q'];
+    const first = await metad2a(args, { cwd: fx.dir, env });
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    const res = readResult('img.json');
+    expect(res.dataset.kind).toBe('images');
+    expect(res.dataset.encoded).toBe(true);
+    expect(res.dataset.classes).toEqual(['airplane', 'cat', 'ship']);
+    expect(res.dataset.counts).toEqual([4, 4, 4]);
+    const store = JSON.parse(fs.readFileSync(res.dataset.store, 'utf8'));
+    expect(store.extractor).toBe(IMAGE_EXTRACTOR);
+    expect(store.dims).toBe(512);
+    expect(res.candidates).toHaveLength(20);
+    const again = await metad2a(args, { cwd: fx.dir, env });
+    expect(again.code).toBe(0);
+    expect(readResult('img.json').dataset).toMatchObject({ encoded: false, store: res.dataset.store });
+  });
+
+  it('refuses an image folder with fewer images per class than the model samples', async () => {
+    const r = await metad2a(['search', '-c', fx.imageModel, '-d', images(), '--extractor-source', MOBILENET_DIR, '-q'], { cwd: fx.dir, env });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/tiny: class 'airplane' has 4 images \(3 classes have fewer than 20\); the model draws 20 per class \(give every class at least 20 images, or pass --allow-few/);
   });
 });
 

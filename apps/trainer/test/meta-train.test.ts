@@ -177,6 +177,25 @@ describe('trainer meta-train (the built CLI as a subprocess)', () => {
     expect(epochsOf(log)).toEqual(Array.from({ length: 6 }, (_, i) => i + 1));
   });
 
+  it('stops cleanly on Ctrl-C (SIGINT) after the epoch in progress, with a resumable checkpoint', async () => {
+    const dir = path.join(fx.dir, 'runs/interrupted');
+    const log = path.join(dir, 'log.jsonl');
+    const child = spawn(process.execPath, [cli, 'meta-train', '--config', configFile, '--epochs', '50', '--out', dir], { cwd: fx.dir, env: { ...process.env, CI: '1' } });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    for (let t = 0; t < 600 && !(fs.existsSync(log) && epochsOf(log).length >= 1); t++) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    const done = epochsOf(log);
+    expect(done.length).toBeLessThan(50);
+    expect(stdout).toMatch(new RegExp(`stopped: ${done.length} epochs`));
+    expect(stdout).toMatch(/continue with --resume/);
+    const last = JSON.parse(fs.readFileSync(path.join(dir, 'last.json'), 'utf8'));
+    expect(last.meta.epoch).toBe(done[done.length - 1]);
+    expect(fs.existsSync(path.join(dir, 'run.lock'))).toBe(false);
+  });
+
   it('fails with one clear line and exit code 2 on a bad config', async () => {
     const bad = path.join(fx.dir, 'bad.yaml');
     fs.writeFileSync(bad, fs.readFileSync(configFile, 'utf8').replace('batch-size: 8', 'bach-size: 8'));

@@ -355,6 +355,8 @@ async function trainLocked(config: MetaTrainConfig, options: MetaTrainOptions): 
         if (parts.kld) kldSum += (await parts.kld.data())[0] / items.length;
         tf.dispose([value, ...Object.values(grads), batch.X, parts.recon, parts.kld].filter((t): t is tf.Tensor => Boolean(t)));
         hooks.onBatch?.({ epoch, batch: b + 1, batches, loss });
+        // The step is synchronous work: yield once per batch so signals (Ctrl-C -> options.signal) and I/O get through.
+        await new Promise((resolve) => setImmediate(resolve));
       }
       const trainLoss = lossSum / batches;
       const log: EpochLog = { type: 'epoch', epoch, lr, trainLoss, validLoss: NaN, seconds: 0, time: '' };

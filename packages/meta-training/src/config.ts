@@ -263,7 +263,8 @@ export function resolveConfig(layers: readonly ConfigLayer[]): MetaTrainConfig {
   const model = merged.model as ModelKind;
   const cfg: MetaTrainConfig = {
     ...DEFAULTS,
-    hs: DEFAULT_HS[model],
+    // the generator needs hs == nz: with only nz given, hs follows it
+    hs: model === 'generator' && typeof merged.nz === 'number' ? merged.nz : DEFAULT_HS[model],
     ...(merged as Partial<MetaTrainConfig>),
     scheduler: { ...DEFAULTS.scheduler, ...((merged.scheduler as Partial<SchedulerConfig>) ?? {}) },
     selection: { ...DEFAULTS.selection, ...((merged.selection as Partial<SelectionConfig>) ?? {}) },

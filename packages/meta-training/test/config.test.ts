@@ -91,6 +91,7 @@ describe('config', () => {
     expect(error(() => buildConfig({ overrides: { model: 'generator', features: required.features, out: 'x' } })).message).toMatch(/'database': required.*--database/);
     expect(error(() => buildConfig({ overrides: { ...required } })).message).toMatch(/'model': required/);
     expect(error(() => buildConfig({ overrides: { model: 'generator', ...required, hs: 32 } })).message).toMatch(/'hs'.*hs == nz/);
+    expect(buildConfig({ overrides: { model: 'generator', ...required, nz: 32 } }).hs).toBe(32);
     expect(error(() => buildConfig({ overrides: { model: 'predictor', ...required, nz: 30 } })).message).toMatch(/'numHeads'.*30/);
   });
 

@@ -43,6 +43,8 @@ describe('trainer build-database through a Redis queue', () => {
       const code = await collector.done;
       expect(code, collector.err.join('\n')).toBe(0);
       expect(collector.err.some((l) => /build-database \[#+\] 6\/6 100%/.test(l))).toBe(true);
+      // summary: planned 6, none there before, 6 added, 6 in the file, and the backend the workers used
+      expect(collector.out.join('\n')).toMatch(/queued\.jsonl\s+6\s+0\s+6\s+6\s+[\d.]+ s\s+(wasm|cpu|tensorflow|tensorflow-gpu)/);
 
       const recs = (await readDatabase(db)).records;
       expect(recs).toHaveLength(6);

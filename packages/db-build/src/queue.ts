@@ -43,7 +43,7 @@ export interface CollectOptions {
  * hold it yet, and the file is what is checked, so a collector restarted after a crash, or a job
  * finished twice after its worker died, never adds a duplicate.
  */
-export async function collectIntoDatabase(cfg: QueueConfig, plan: Plan, dbFile: string, options: CollectOptions = {}): Promise<RunSummary & { status: QueueStatus }> {
+export async function collectIntoDatabase(cfg: QueueConfig, plan: Plan, dbFile: string, options: CollectOptions = {}): Promise<RunSummary & { status: QueueStatus; backends: string[] }> {
   const t0 = Date.now();
   const planIds = new Set(plan.jobs.map((j) => j.id));
   const writer = await openDatabase(dbFile);
@@ -53,6 +53,7 @@ export async function collectIntoDatabase(cfg: QueueConfig, plan: Plan, dbFile: 
     const skipped = plan.jobs.filter((j) => stored.has(j.id)).length;
     let added = 0;
     const times: number[] = [];
+    const backends = new Set<string>();
     let last: TrainJobResult | undefined;
     const pull = async (): Promise<void> => {
       const batch: TrainJobResult[] = [];
@@ -70,7 +71,10 @@ export async function collectIntoDatabase(cfg: QueueConfig, plan: Plan, dbFile: 
       }
       if (batch.length) await writer.append(batch.map((r) => r.record));
       added += batch.length;
-      for (const r of batch) times.push(r.seconds);
+      for (const r of batch) {
+        times.push(r.seconds);
+        backends.add(r.backend);
+      }
       if (batch.length) last = batch[batch.length - 1];
     };
     for (;;) {
@@ -80,7 +84,7 @@ export async function collectIntoDatabase(cfg: QueueConfig, plan: Plan, dbFile: 
       if (s.waiting + s.active + s.delayed === 0) {
         await pull();
         const status = await queueStatus(cfg);
-        return { planned: plan.jobs.length, skipped, added, total: writer.size, seconds: (Date.now() - t0) / 1000, medianTrainSeconds: median(times), status };
+        return { planned: plan.jobs.length, skipped, added, total: writer.size, seconds: (Date.now() - t0) / 1000, medianTrainSeconds: median(times), status, backends: [...backends] };
       }
       if (options.timeoutMs !== undefined && Date.now() - t0 > options.timeoutMs) {
         throw new MetaD2AError('E_TIMEOUT', `queue '${cfg.name}' not drained after ${options.timeoutMs} ms: ${s.waiting} waiting, ${s.active} active, ${s.delayed} delayed`);

@@ -126,7 +126,7 @@ export const buildDatabaseCommand: CommandModule<object, Args> = {
         onTick: (s, added, last) =>
           bar.update(added, `| queue: ${s.waiting} waiting, ${s.active} active, ${s.failed} failed${last ? ` | last ${last.record.accuracy.toFixed(1)}% in ${last.seconds.toFixed(1)} s on ${last.backend}` : ''}`),
       });
-      report(res, out, [...new Set([res.status.failed ? 'see status' : ''])].join('') || 'workers');
+      report(res, out, res.backends.join(', ') || 'n/a');
       if (res.status.failed > 0) {
         const lines = res.status.failures.slice(0, 5).map((f) => `${f.id} (${f.attempts} attempts): ${f.reason.split('\n')[0]}`);
         throw new MetaD2AError('E_JOBS_FAILED', `${res.status.failed} job(s) failed after their retries; first: ${lines[0] ?? '?'} (trainer status --queue ${cfg.name} lists them)`);

@@ -269,3 +269,30 @@ describe('deduplicated graph encoding (inference)', () => {
     gen.dispose();
   });
 });
+
+describe('other search spaces (generic over nvt and max_n)', () => {
+  const MBV3 = { numVertexTypes: 29, maxNodes: 22, startType: 0, endType: 1 };
+  it('builds the MBV3 generator with the original 322,478 parameters, decodes and trains on 22-vertex chains', () => {
+    const gen = new Generator(MBV3, { rng: new Rng(50) });
+    expect(gen.numParameters()).toBe(322478);
+    const rng = new Rng(51);
+    const chain = (): ArchDag => ({
+      types: [0, ...Array.from({ length: 20 }, () => 2 + rng.int(27)), 1],
+      edges: Array.from({ length: 21 }, (_, i) => [i, i + 1] as [number, number]),
+    });
+    const X = tf.tensor3d(rng.normalArray(2 * 3 * 20 * 512), [2, 60, 512]);
+    const { loss } = tf.tidy(() => {
+      const l = gen.loss(X, [chain(), chain()], { train: false });
+      return { loss: l.loss.dataSync()[0] };
+    });
+    expect(Number.isFinite(loss)).toBe(true);
+    const z = tf.tensor2d(rng.normalArray(3 * 56), [3, 56]);
+    for (const g of gen.sample(z, { mode: 'sample', rng })) {
+      expect(g.types[0]).toBe(0);
+      expect(g.types.length).toBeLessThanOrEqual(22);
+      for (const [a, b] of g.edges) expect(a).toBeLessThan(b);
+    }
+    tf.dispose([X, z]);
+    gen.dispose();
+  });
+});

@@ -130,3 +130,11 @@ describe('training', () => {
     expect(last).toBeLessThan(first / 2);
   });
 });
+
+describe('MBV3 dimensions', () => {
+  it('has the original 4,116,617 parameters for nvt = 29, max_n = 22', () => {
+    const p = new Predictor({ numVertexTypes: 29, maxNodes: 22, startType: 0, endType: 1 }, { rng: new Rng(3) });
+    expect(p.numParameters()).toBe(4116617);
+    p.dispose();
+  });
+});

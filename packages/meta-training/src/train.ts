@@ -7,6 +7,7 @@ import { loadCheckpoint, loadOptimizerState, optimizerStateDict, saveCheckpoint,
 import { Generator } from '@metad2a/dag-vae';
 import { Predictor } from '@metad2a/predictor';
 import { nb201Space } from '@metad2a/search-space-201';
+import { mbv3Space } from '@metad2a/search-space-mbv3';
 import { RESUMABLE_CHANGES, firstDifference, type MetaTrainConfig, type ModelKind } from './config.js';
 import { FeatureSampler, assembleBatch, loadMetaData, type Example, type MetaData } from './data.js';
 import { ReduceLROnPlateau, type PlateauState } from './plateau.js';
@@ -60,7 +61,7 @@ export interface MetaTrainHooks {
 export interface MetaTrainOptions {
   /** Continue the run in config.out from its last checkpoint (fresh start if it has none). */
   resume?: boolean;
-  /** Search spaces records may use (default: NB201). */
+  /** Search spaces records may use (default: NB201 and OFA MobileNetV3). */
   spaces?: readonly SearchSpace<any>[];
   hooks?: MetaTrainHooks;
   /** Stop cleanly after the epoch in progress (a checkpoint is written first). */
@@ -82,6 +83,8 @@ export interface MetaTrainResult {
 }
 
 export const RUN_FORMAT = 'metad2a-meta-train';
+/** Search spaces a database may use (records name theirs; `searchSpace` picks one). */
+export const DEFAULT_SPACES: readonly SearchSpace<any>[] = [nb201Space, mbv3Space];
 export const LAST_CHECKPOINT = 'last.json';
 export const BEST_CHECKPOINT = 'ckpt_max_corr.json';
 export const LOG_FILE = 'log.jsonl';
@@ -274,7 +277,7 @@ async function trainLocked(config: MetaTrainConfig, options: MetaTrainOptions): 
     throw new ConfigError('out', `${runDir} already holds a run`, 'pass --resume to continue it, or choose another --out');
   }
 
-  const data = await loadMetaData(config, options.spaces ?? [nb201Space], hooks.onWarning);
+  const data = await loadMetaData(config, options.spaces ?? DEFAULT_SPACES, hooks.onWarning);
   const model = buildModel(config, data);
   const optimizer = tf.train.adam(config.lr, 0.9, 0.999, 1e-8); // PyTorch's defaults (tfjs' default eps is 1e-7)
   const scheduler = new ReduceLROnPlateau(config.lr, { mode: 'min', ...config.scheduler });

@@ -8,7 +8,8 @@ import { initBackend, loadCheckpoint, type StateDict } from '@metad2a/nn';
 import { splitRecords } from '@metad2a/data-pipeline';
 import { nb201Space } from '@metad2a/search-space-201';
 import { Rng } from '@metad2a/core';
-import { FeatureStore } from '@metad2a/data-pipeline';
+import { FeatureStore, MetaDatabaseWriter, sampleTasks } from '@metad2a/data-pipeline';
+import { loadHelpOfaArchs, mbv3Space } from '@metad2a/search-space-mbv3';
 import { BEST_CHECKPOINT, FeatureSampler, LAST_CHECKPOINT, buildConfig, loadMetaData, metaTrain, type MetaTrainConfig } from '../src/index.js';
 import { buildFixture, smallConfig, type Fixture } from './fixture.js';
 
@@ -240,6 +241,35 @@ describe('training data', () => {
   });
 });
 
+describe('MobileNetV3 (OFA) records', () => {
+  it('meta-trains both models on the 22-node OFA graphs', async () => {
+    // 8 CIFAR-10 tasks x 4 of HELP's published OFA subnets, accuracy = the OFA accuracy predictor's stored output
+    const help = loadHelpOfaArchs();
+    const tasks = sampleTasks({ sources: [{ name: 'cifar10', numClasses: 10 }], numTasks: 8, classesPerTask: 3, seed: 7, idPrefix: 'm' });
+    const database = path.join(fx.dir, 'mbv3.jsonl');
+    const w = await MetaDatabaseWriter.open(database);
+    await w.append(
+      tasks.flatMap((t, k) =>
+        [0, 1, 2, 3].map((j) => {
+          const i = k * 4 + j;
+          return { taskId: t.id, dataset: 'cifar10', classes: t.classes, searchSpace: 'mbv3', arch: mbv3Space.format(help.archs[i]), accuracy: help.ofaPredictorTop1[i] * 100, recipe: 'ofa-predictor', seed: null, time: '2026-11-29T00:00:00Z' };
+        }),
+      ),
+    );
+    w.close();
+    for (const model of ['generator', 'predictor'] as const) {
+      const res = await metaTrain({ ...cfg(model, `mbv3-${model}`, { epochs: 2, valid: 0.25, searchSpace: 'mbv3' }), database });
+      expect(res.history).toHaveLength(2);
+      expect(res.history.every((e) => Number.isFinite(e.trainLoss) && Number.isFinite(e.validLoss))).toBe(true);
+      expect(res.history[1].trainLoss).toBeLessThan(res.history[0].trainLoss);
+      const ck = loadCheckpoint(res.lastCheckpoint!);
+      expect(ck.meta).toMatchObject({ model, config: { searchSpace: 'mbv3' } });
+      // the decoder's type head has one logit per vertex type: 29 for OFA MobileNetV3
+      if (model === 'generator') expect(ck.state.get('add_vertex.2.weight')!.shape[0]).toBe(29);
+    }
+  });
+});
+
 describe('run directory lock', () => {
   it('refuses a run directory in use by a live process, takes over a stale lock, and cleans up', async () => {
     const config = cfg('generator', 'locked', { epochs: 1 });
@@ -280,7 +310,8 @@ describe('bad data', () => {
     const e = await metaTrain({ ...cfg('generator', 'bad4'), database: db }).catch((x: Error) => x);
     expect(e).toBeInstanceOf(InputError);
     expect((e as Error).message).toMatch(new RegExp(`bad\\.csv, line 4, field 'arch'`));
-    await expect(metaTrain({ ...cfg('generator', 'bad5'), searchSpace: 'mbv3' })).rejects.toThrow(/unknown search space 'mbv3'/);
+    await expect(metaTrain({ ...cfg('generator', 'bad5'), searchSpace: 'nb301' })).rejects.toThrow(/unknown search space 'nb301'.*nb201, mbv3/);
+    await expect(metaTrain({ ...cfg('generator', 'bad5'), searchSpace: 'mbv3' })).rejects.toThrow(/db\.csv: no records of search space 'mbv3' \(the file holds nb201: set searchSpace\)/);
   });
 
   it('refuses a feature store from another extractor', async () => {

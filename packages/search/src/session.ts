@@ -1,5 +1,6 @@
 import { ConfigError, type SearchSpace } from '@metad2a/core';
 import { nb201Cost, type Nb201Arch } from '@metad2a/search-space-201';
+import { I7LatencyTable, Note10LatencyTable, ofaCost, type OfaConfig } from '@metad2a/search-space-mbv3';
 import { GeneratorCandidates, PredictorScorer, type SearchModel, type SearchModelManifest } from './model.js';
 import { runSearch, type SearchResult } from './pipeline.js';
 import type { ArchMetrics, Constraints, DatasetSampler } from './types.js';
@@ -15,7 +16,8 @@ export interface MetricsContext {
 
 /**
  * Cost figures of an architecture of `space` for constraints and reports. NB201: FLOPs and
- * parameters of the benchmark network with the dataset's class count. Spaces without a cost model in
+ * parameters of the benchmark network with the dataset's class count. MBV3: OFA's MFLOPs/params
+ * (224 px, 1000 classes) and, with a device, table latency (note10, i7). Spaces without a cost model in
  * this build report nothing (a constraint on them is then unsatisfiable, and says so).
  */
 export function spaceMetrics(space: SearchSpace<any>, ctx: MetricsContext): (arch: any) => ArchMetrics {
@@ -26,6 +28,24 @@ export function spaceMetrics(space: SearchSpace<any>, ctx: MetricsContext): (arc
     return (arch: Nb201Arch) => {
       const c = nb201Cost(arch, { numClasses: ctx.numClasses, ...(ctx.inputSize ? { inputSize: ctx.inputSize } : {}) });
       return { mflops: c.flops, mparams: c.params };
+    };
+  }
+  if (space.id === 'mbv3') {
+    // MetaD2A's --bound counts MFLOPs of the ImageNet-shaped subnet (224 px unless the config says, 1000 classes).
+    let latency: ((cfg: OfaConfig) => number) | null = null;
+    if (ctx.device !== undefined) {
+      const d = ctx.device.toLowerCase();
+      if (d === 'note10') {
+        const t = Note10LatencyTable.load();
+        latency = (cfg) => t.predict(cfg);
+      } else if (d === 'i7' || d === 'i7-8700k') {
+        const t = I7LatencyTable.load();
+        latency = (cfg) => t.predict(cfg);
+      } else throw new ConfigError('device', `no latency table for '${ctx.device}'`, 'use note10 or i7');
+    }
+    return (cfg: OfaConfig) => {
+      const c = ofaCost(cfg);
+      return { mflops: c.mflops, mparams: c.mparams, ...(latency ? { latencyMs: latency(cfg) } : {}) };
     };
   }
   return () => ({});

@@ -59,7 +59,7 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
       .option('max-flops', { type: 'number', describe: 'keep only candidates with at most this many MFLOPs' })
       .option('max-params', { type: 'number', describe: 'keep only candidates with at most this many million parameters' })
       .option('max-latency', { type: 'number', describe: 'keep only candidates with at most this latency in ms on --device (mbv3)' })
-      .option('device', { type: 'string', describe: 'latency device for --max-latency (mbv3 latency tables)' })
+      .option('device', { type: 'string', describe: 'latency table for --max-latency (mbv3): note10 or i7' })
       .option('score-repeats', { type: 'number', describe: "dataset samples averaged per prediction (default: the model's, 10 for NB201)" })
       .option('out', { alias: 'o', type: 'string', default: 'metad2a-search.json', describe: 'JSON result file' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress output' })

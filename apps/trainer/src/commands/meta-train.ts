@@ -86,7 +86,7 @@ export const metaTrainCommand: CommandModule<object, MetaTrainArgs> = {
       .option('database', { type: 'string', describe: 'meta-training database (CSV or JSONL)' })
       .option('features', { type: 'string', array: true, describe: 'feature store of a source dataset: <dataset>=<store manifest> (repeatable)' })
       .option('extractor', { type: 'string', describe: "extractor id the feature stores must carry ('*': any)" })
-      .option('search-space', { type: 'string', describe: 'search space of the records to train on (default nb201)' })
+      .option('search-space', { type: 'string', describe: 'search space of the records to train on: nb201 (default) or mbv3' })
       .option('out', { type: 'string', describe: 'run directory (checkpoints, log.jsonl, curves.svg), e.g. runs/<name>' })
       .option('epochs', { type: 'number', describe: 'epochs (default 400)' })
       .option('batch-size', { type: 'number', describe: 'tasks per batch (default 32)' })

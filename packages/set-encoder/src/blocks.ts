@@ -56,7 +56,10 @@ export class MAB extends Module {
     return tf.tidy(() => {
       const [N, n] = Qin.shape;
       const m = Kin.shape[1];
-      const { Q, K, V } = this.project(Qin.reshape([N * n, this.dimQ]) as tf.Tensor2D, Kin.reshape([N * m, this.dimK]) as tf.Tensor2D);
+      // self-attention: one flat view (under a gradient tape every reshape keeps a copy of its input)
+      const Q2 = Qin.reshape([N * n, this.dimQ]) as tf.Tensor2D;
+      const K2 = Kin === Qin ? Q2 : (Kin.reshape([N * m, this.dimK]) as tf.Tensor2D);
+      const { Q, K, V } = this.project(Q2, K2);
       return this.attend(Q, K, V, N, n, m, keyMask);
     });
   }

@@ -123,14 +123,19 @@ async function trainer(args: string[]): Promise<{ code: number; stdout: string; 
   }
 }
 
-const epochsOf = (file: string) =>
+/** Epochs in a run's log; a line still being written by a live trainer is skipped. */
+const epochsOf = (file: string): number[] =>
   fs
     .readFileSync(file, 'utf8')
-    .trim()
     .split('\n')
-    .map((l) => JSON.parse(l))
-    .filter((l) => l.type === 'epoch')
-    .map((l) => l.epoch);
+    .flatMap((l) => {
+      try {
+        const o = JSON.parse(l);
+        return o.type === 'epoch' ? [o.epoch as number] : [];
+      } catch {
+        return [];
+      }
+    });
 
 describe('trainer meta-train (the built CLI as a subprocess)', () => {
   it('trains from a YAML config with overrides, writes log, checkpoints and an SVG plot; --resume continues', async () => {
@@ -182,11 +187,14 @@ describe('trainer meta-train (the built CLI as a subprocess)', () => {
     const log = path.join(dir, 'log.jsonl');
     const child = spawn(process.execPath, [cli, 'meta-train', '--config', configFile, '--epochs', '50', '--out', dir], { cwd: fx.dir, env: { ...process.env, CI: '1' } });
     let stdout = '';
+    let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    for (let t = 0; t < 600 && !(fs.existsSync(log) && epochsOf(log).length >= 1); t++) await new Promise((r) => setTimeout(r, 50));
+    child.stderr.on('data', (d) => (stderr += d));
+    let code: number | null | undefined;
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve((code = c))));
+    for (let t = 0; t < 600 && code === undefined && !(fs.existsSync(log) && epochsOf(log).length >= 1); t++) await new Promise((r) => setTimeout(r, 50));
     child.kill('SIGINT');
-    expect(await exited).toBe(0);
+    expect(await exited, `stdout:\n${stdout}\nstderr:\n${stderr}`).toBe(0);
     const done = epochsOf(log);
     expect(done.length).toBeLessThan(50);
     expect(stdout).toMatch(new RegExp(`stopped: ${done.length} epochs`));

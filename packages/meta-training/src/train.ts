@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, InputError, Rng, kendall, pearson, spearman, writeFileAtomic, type SearchSpace } from '@metad2a/core';
-import { loadCheckpoint, loadOptimizerState, optimizerStateDict, saveCheckpoint, type Module, type StateDict } from '@metad2a/nn';
+import { loadCheckpoint, saveCheckpoint, type StateDict } from '@metad2a/nn';
 import { Generator } from '@metad2a/dag-vae';
 import { Predictor } from '@metad2a/predictor';
 import { nb201Space } from '@metad2a/search-space-201';
@@ -11,6 +11,7 @@ import { mbv3Space } from '@metad2a/search-space-mbv3';
 import { RESUMABLE_CHANGES, firstDifference, type MetaTrainConfig, type ModelKind } from './config.js';
 import { FeatureSampler, assembleBatch, loadMetaData, type Example, type MetaData } from './data.js';
 import { ReduceLROnPlateau, type PlateauState } from './plateau.js';
+import { TorchAdam } from './adam.js';
 
 /** One line of the JSONL log per finished epoch. */
 export interface EpochLog {
@@ -42,8 +43,6 @@ export interface StartInfo {
   valid: number;
   records: number;
   parameters: number;
-  /** Parameters that receive gradients (the original's unused modules are frozen). */
-  trainedParameters: number;
   stats: { mean: number; std: number } | null;
   extractor: string;
   featureDim: number;
@@ -109,10 +108,6 @@ type ResumeMeta = ModelMeta & {
   optimizerState: string[];
 };
 
-/** tfjs keeps the learning rate protected but reads it on every step; the scheduler sets it. */
-function setLearningRate(optimizer: tf.AdamOptimizer, lr: number): void {
-  (optimizer as unknown as { learningRate: number }).learningRate = lr;
-}
 
 function buildModel(config: MetaTrainConfig, data: MetaData): Generator | Predictor {
   const options = { hs: config.hs, nz: config.nz, numSample: config.numSample, featureDim: data.featureDim, numHeads: config.numHeads, rng: new Rng(`${config.seed}:init`) };
@@ -128,27 +123,6 @@ function batchLoss(model: Generator | Predictor, b: ReturnType<typeof assembleBa
   return { loss: model.loss(b.X, b.dags, b.targets, b.classCounts) };
 }
 
-/**
- * The original keeps modules it never calls (e.g. the generator's graph encoder); PyTorch's Adam
- * skips parameters without gradients. We find them with one probe gradient and freeze them, so the
- * optimizer's slots (and their checkpoint) cover exactly the trained parameters.
- */
-function freezeUnused(model: Generator | Predictor, data: MetaData, config: MetaTrainConfig, sampler: FeatureSampler): void {
-  const all = model.trainableParameters();
-  const probe = assembleBatch(data.train.slice(0, Math.min(2, data.train.length)), sampler, new Rng(`${config.seed}:probe`), config.numSample, data.featureDim);
-  try {
-    const { value, grads } = tf.variableGrads(() => batchLoss(model, probe, config, new Rng(0), true).loss, all);
-    value.dispose();
-    for (const v of all) {
-      if (grads[v.name]) grads[v.name].dispose();
-      else v.trainable = false;
-    }
-  } finally {
-    probe.X.dispose();
-  }
-}
-
-/** The log's epochs up to `upTo`, and its lines to keep (everything but epochs after `upTo` and a torn last line). */
 function readLog(logFile: string, upTo: number): { history: EpochLog[]; keep: string[] } {
   if (!fs.existsSync(logFile)) return { history: [], keep: [] };
   const lines = fs.readFileSync(logFile, 'utf8').split('\n');
@@ -279,12 +253,13 @@ async function trainLocked(config: MetaTrainConfig, options: MetaTrainOptions): 
 
   const data = await loadMetaData(config, options.spaces ?? DEFAULT_SPACES, hooks.onWarning);
   const model = buildModel(config, data);
-  const optimizer = tf.train.adam(config.lr, 0.9, 0.999, 1e-8); // PyTorch's defaults (tfjs' default eps is 1e-7)
+  // PyTorch's Adam: betas 0.9/0.999, eps 1e-8 (tfjs' default is 1e-7), no weight decay
+  const optimizer = new TorchAdam(config.lr, 0.9, 0.999, 1e-8);
   const scheduler = new ReduceLROnPlateau(config.lr, { mode: 'min', ...config.scheduler });
   const sampler = new FeatureSampler(data.stores, config.featureCacheMB * 2 ** 20);
   try {
-    freezeUnused(model, data, config, sampler);
-    const active = model.namedParameters().filter(([, v]) => v.trainable);
+    const params = new Map(model.namedParameters().filter(([, v]) => v.trainable));
+    const nameOf = new Map([...params].map(([n, v]) => [v.name, n]));
     let startEpoch = 0;
     let best: { value: number; epoch: number } | null = null;
     let history: EpochLog[] = [];
@@ -295,7 +270,7 @@ async function trainLocked(config: MetaTrainConfig, options: MetaTrainOptions): 
         throw new InputError({ file: config.database }, `the database or feature stores changed since the run in ${runDir} started`, 'resume needs the same data; start a new run');
       }
       model.loadStateDict(new Map([...resumeFrom.state].filter(([n]) => !n.startsWith('optimizer.'))), { strict: true, source: lastFile });
-      await loadOptimizerState(optimizer, model, resumeFrom.state, lastFile);
+      optimizer.loadState(resumeFrom.state, params, lastFile);
       scheduler.loadState(m.scheduler);
       best = m.best;
       startEpoch = m.epoch;
@@ -308,7 +283,7 @@ async function trainLocked(config: MetaTrainConfig, options: MetaTrainOptions): 
       writeFileAtomic(configFile, `${JSON.stringify({ format: RUN_FORMAT, config, data: { records: data.records, train: data.train.length, valid: data.valid.length, stats: data.stats, extractor: data.extractor, featureDim: data.featureDim, fingerprint: data.fingerprint } }, null, 2)}\n`);
       writeFileAtomic(logFile, '');
     }
-    setLearningRate(optimizer, scheduler.lr);
+    optimizer.lr = scheduler.lr;
     const batches = Math.ceil(data.train.length / config.batchSize);
     hooks.onStart?.({
       config,
@@ -317,7 +292,6 @@ async function trainLocked(config: MetaTrainConfig, options: MetaTrainOptions): 
       valid: data.valid.length,
       records: data.records,
       parameters: model.numParameters(),
-      trainedParameters: active.reduce((s, [, v]) => s + v.size, 0),
       stats: data.stats ? { mean: data.stats.mean, std: data.stats.std } : null,
       extractor: data.extractor,
       featureDim: data.featureDim,
@@ -343,15 +317,14 @@ async function trainLocked(config: MetaTrainConfig, options: MetaTrainOptions): 
         const items = order.slice(b * config.batchSize, (b + 1) * config.batchSize).map((i) => data.train[i]);
         const batch = assembleBatch(items, sampler, rng, config.numSample, data.featureDim);
         let parts: { recon?: tf.Scalar; kld?: tf.Scalar } = {};
+        // Parameters the loss does not reach (modules the original defines but never calls) get no
+        // gradient and are skipped by the optimizer, as PyTorch skips a None .grad.
         const { value, grads } = tf.variableGrads(() => {
           const l = batchLoss(model, batch, config, rng, true);
           parts = { recon: l.recon && tf.keep(l.recon), kld: l.kld && tf.keep(l.kld) };
           return l.loss;
-        }, active.map(([, v]) => v));
-        const missing = active.find(([, v]) => !grads[v.name]);
-        if (missing) throw new Error(`parameter '${missing[0]}' got no gradient in epoch ${epoch}, batch ${b}`);
-        // An array in module order: Adam's slots follow this order, which loadOptimizerState restores.
-        optimizer.applyGradients(active.map(([, v]) => ({ name: v.name, tensor: grads[v.name] })));
+        }, [...params.values()]);
+        optimizer.step(params, new Map(Object.entries(grads).map(([v, g]) => [nameOf.get(v)!, g])));
         const loss = (await value.data())[0] / items.length;
         lossSum += loss;
         if (parts.recon) reconSum += (await parts.recon.data())[0] / items.length;
@@ -369,7 +342,7 @@ async function trainLocked(config: MetaTrainConfig, options: MetaTrainOptions): 
       }
       Object.assign(log, await validate(model, data, config, sampler));
       scheduler.step(trainLoss);
-      setLearningRate(optimizer, scheduler.lr);
+      optimizer.lr = scheduler.lr;
 
       if (config.model === 'predictor') {
         const value = log[config.selectBy] as number;
@@ -397,7 +370,7 @@ async function trainLocked(config: MetaTrainConfig, options: MetaTrainOptions): 
       }
       stopped = Boolean(options.signal?.aborted) && epoch < config.epochs;
       if (epoch % config.lastEvery === 0 || epoch === config.epochs || stopped) {
-        const opt = await optimizerStateDict(optimizer, model);
+        const opt = await optimizer.stateDict();
         const meta: ResumeMeta = { ...modelMeta(config, data, epoch), scheduler: scheduler.state(), best, fingerprint: data.fingerprint, runConfig: config, optimizerState: [...opt.keys()] };
         saveCheckpoint(lastFile, new Map([...model.stateDict(), ...opt]), meta as unknown as Record<string, unknown>);
         lastCheckpoint = lastFile;

@@ -152,7 +152,7 @@ async function metaTrainMain(argv: MetaTrainArgs): Promise<void> {
             `${formatTable(
               ['meta-train', ''],
               [
-                ['model', `${config.model} (hs ${config.hs}, nz ${config.nz}, ${s.parameters} parameters, ${s.trainedParameters} trained)`],
+                ['model', `${config.model} (hs ${config.hs}, nz ${config.nz}, ${s.parameters} parameters)`],
                 ['data', `${s.records} records -> ${s.train} train / ${s.valid} validation ${config.model === 'generator' ? `pairs (selection: ${config.selection.rule})` : 'records'}`],
                 ['features', `${s.extractor}, ${s.featureDim} dims, ${config.numSample} per class`],
                 ...(s.stats ? [['targets', `((acc - ${s.stats.mean.toFixed(4)}) / ${s.stats.std.toFixed(4)}) / 100`]] : []),

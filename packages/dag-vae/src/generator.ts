@@ -46,6 +46,7 @@ export const LATENT_NOISE_SCALE = 0.01;
  * unused ones included (grue_forward/backward, enc_g_mu/var, the gate and mapper pairs, hv_unify, hg_unify, set_fc), so the original
  * checkpoint loads strictly (304,200 parameters for NB201). The graph encoder (graphEncode) is the
  * original's graph_encode with enc_g_mu / enc_g_var; the generator's search path never calls it.
+ * Modules the loss never uses are frozen (trainable = false); they still load and save.
  */
 export class Generator extends Module {
   readonly hs: number;
@@ -101,6 +102,11 @@ export class Generator extends Module {
     this.addModule('intra_setpool', this.datasetEncoder.intra_setpool);
     this.addModule('inter_setpool', this.datasetEncoder.inter_setpool);
     this.set_fc = this.addModule('set_fc', new Sequential(new Linear(this.featureDim, nz, { rng }), new ReLU()));
+    // The original's loss never reaches these (PyTorch's Adam skips their None gradients): frozen,
+    // so trainableParameters() is exactly what a training step updates.
+    for (const m of [e.grue_forward, e.grue_backward, this.enc_g_mu, this.enc_g_var, e.gate_forward, e.gate_backward, e.mapper_forward, e.mapper_backward, e.hv_unify, e.hg_unify, this.set_fc]) {
+      for (const v of m.parameters()) v.trainable = false;
+    }
   }
 
   /** Datasets X [B, C*numSample, F] (class-major) -> mu, logvar [B, nz]. */

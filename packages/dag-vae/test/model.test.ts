@@ -156,6 +156,8 @@ describe('training', () => {
     const target = tf.tensor2d(new Rng(13).normalArray(10), [2, 5]);
     const lossOf = () => tf.tidy(() => gen.graphEncode(dags).mu.sub(target).square().sum() as tf.Scalar);
     const used = gen.namedParameters().filter(([n]) => /^(grue_|gate_|mapper_|hg_unify|enc_g_mu)/.test(n));
+    // the generator's loss never trains its graph encoder (frozen); differentiate it here anyway
+    for (const [, v] of used) v.trainable = true;
     const { grads } = tf.variableGrads(lossOf, used.map(([, v]) => v));
     for (const [name, v] of used) {
       // no gradient at all (PMA key biases: softmax cancels them) is a zero gradient
@@ -293,6 +295,21 @@ describe('other search spaces (generic over nvt and max_n)', () => {
       for (const [a, b] of g.edges) expect(a).toBeLessThan(b);
     }
     tf.dispose([X, z]);
+    gen.dispose();
+  });
+});
+
+describe('trainable parameters', () => {
+  it('are exactly those the loss reaches: every one gets a gradient (optimizer state covers them all)', () => {
+    const gen = tinyGen(60);
+    const rng = new Rng(61);
+    const dags = [randomTinyDag(rng), randomTinyDag(rng)];
+    const X = randX(rng, 2, 2);
+    const vars = gen.trainableParameters();
+    const { value, grads } = tf.variableGrads(() => gen.loss(X, dags, { train: true, rng }).loss, vars);
+    expect(Object.keys(grads).length).toBe(vars.length);
+    expect(gen.namedParameters().filter(([, v]) => !v.trainable).map(([n]) => n)).toContain('grue_forward.weight_ih');
+    tf.dispose([value, X, ...Object.values(grads)]);
     gen.dispose();
   });
 });

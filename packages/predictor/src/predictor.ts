@@ -64,6 +64,8 @@ export class Predictor extends Module {
     this.addModule('inter_setpool', this.datasetEncoder.inter_setpool);
     this.set_fc = this.addModule('set_fc', new Sequential(new Linear(this.featureDim, nz, { rng }), new ReLU()));
     this.pred_fc = this.addModule('pred_fc', new Sequential(new Linear(2 * nz, hs, { rng }), new Tanh(), new Linear(hs, 1, { rng })));
+    // unused by the original's forward: frozen, so trainableParameters() is what a step updates
+    for (const m of [this.fc2, e.hv_unify, this.set_fc]) for (const v of m.parameters()) v.trainable = false;
   }
 
   /** Datasets X [B, C*numSample, F] (class-major; padded with classCounts) -> D [B, nz]. */

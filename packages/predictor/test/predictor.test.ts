@@ -138,3 +138,16 @@ describe('MBV3 dimensions', () => {
     p.dispose();
   });
 });
+
+describe('trainable parameters', () => {
+  it('every trainable parameter gets a gradient from the loss', () => {
+    const rng = new Rng(7);
+    const p = new Predictor({ numVertexTypes: 4, maxNodes: 5, startType: 0, endType: 1 }, { hs: 6, nz: 4, numSample: 3, featureDim: 5, numHeads: 2, rng });
+    const Xs = tf.tensor3d(rng.normalArray(2 * 6 * 5), [2, 6, 5]);
+    const dags: ArchDag[] = [0, 1].map(() => ({ types: [0, 2, 3, 2, 1], edges: [[0, 1], [1, 2], [2, 3], [3, 4], [0, 2]] }));
+    const vars = p.trainableParameters();
+    const { value, grads } = tf.variableGrads(() => p.loss(Xs, dags, [0.1, -0.1]), vars);
+    expect(Object.keys(grads).length).toBe(vars.length);
+    tf.dispose([value, Xs, ...Object.values(grads)]);
+  });
+});

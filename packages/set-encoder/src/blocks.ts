@@ -194,6 +194,9 @@ export class PMA extends Module {
     const rng = options.rng ?? defaultRng();
     this.S = this.addParameter('S', [1, numSeeds, dim], xavierParam([1, numSeeds, dim], rng));
     this.mab = this.addModule('mab', new MAB(dim, dim, dim, numHeads, { ...options, rng }));
+    // softmax cancels the key bias of shared queries: it never affects the output, so it is frozen
+    // (its true gradient is zero; every trainable parameter then receives a gradient)
+    this.mab.fc_k.bias!.trainable = false;
   }
   forward(X: tf.Tensor3D, mask?: tf.Tensor2D | null): tf.Tensor3D {
     return this.mab.attendSharedQueries(this.S.reshape([this.numSeeds, this.dim]) as tf.Tensor2D, X, mask);

@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runCli } from '@metad2a/cli-kit';
+import { MetaD2AError } from '@metad2a/core';
 import { metaTrainCommand } from './commands/meta-train.js';
 import { buildDatabaseCommand } from './commands/build-database.js';
 import { workerCommand } from './commands/worker.js';
@@ -17,6 +18,11 @@ await runCli(() =>
     .command(statusCommand)
     .demandCommand(1, 'name a command: meta-train, build-database, worker or status')
     .strict()
+    // Usage mistakes are one line; errors thrown by handlers reach runCli instead of yargs' help dump.
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new MetaD2AError('E_USAGE', `${msg} (see metad2a-trainer --help)`);
+    })
     .help()
     .parseAsync(),
 );

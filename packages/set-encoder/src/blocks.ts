@@ -82,6 +82,42 @@ export class MAB extends Module {
     return { Q: lin(Qin, this.fc_q), K: lin(Kin, this.fc_k, 1 / Math.sqrt(this.dimV)), V: lin(Kin, this.fc_v) };
   }
 
+  /**
+   * project() for self-attention over *data* (an input that never needs a gradient, like the
+   * dataset's feature vectors): X [..., dIn] is read as rows. One custom-gradient op does the three
+   * projections as a single matmul and, backwards, the three weight gradients as a single matmul
+   * X^T dY; it keeps no copy of X (the closure reads the caller's tensor, which must stay alive until
+   * the backward pass, as a minimize() argument does) and computes no gradient for X.
+   */
+  projectData(X: tf.Tensor): { Q: tf.Tensor2D; K: tf.Tensor2D; V: tf.Tensor2D } {
+    const dIn = this.dimK;
+    const dV = this.dimV;
+    const R = X.size / dIn;
+    if (this.dimQ !== dIn || X.shape[X.rank - 1] !== dIn || !Number.isInteger(R)) throw new ShapeError('MAB data rows', [R, dIn], X.shape);
+    const rows = () => X.reshape([R, dIn]) as tf.Tensor2D;
+    const scale = 1 / Math.sqrt(dV);
+    const op = tf.customGrad(((wq: tf.Tensor, bq: tf.Tensor, wk: tf.Tensor, bk: tf.Tensor, wv: tf.Tensor, bv: tf.Tensor) => {
+      // [R, 3dV] -> [3, R, dV]: each projection a contiguous block
+      const W = tf.concat([wq, wk.mul(scale), wv], 0);
+      const b = tf.concat([bq, bk.mul(scale), bv], 0);
+      const Y = tf.matMul(rows(), W, false, true).add(b).reshape([R, 3, dV]).transpose([1, 0, 2]);
+      return {
+        value: Y,
+        gradFunc: (dy: tf.Tensor) => {
+          const dYrows = dy.transpose([1, 0, 2]).reshape([R, 3 * dV]); // [R, 3dV]
+          const dW = tf.matMul(dYrows, rows(), true, false); // [3dV, dIn]
+          const db = dYrows.sum(0);
+          const [dwq, dwk, dwv] = tf.split(dW, 3, 0);
+          const [dbq, dbk, dbv] = tf.split(db, 3, 0);
+          return [dwq, dbq, dwk.mul(scale), dbk.mul(scale), dwv, dbv];
+        },
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+    const Y = op(this.fc_q.weight, this.fc_q.bias!, this.fc_k.weight, this.fc_k.bias!, this.fc_v.weight, this.fc_v.bias!) as tf.Tensor3D;
+    const part = (p: number) => Y.slice([p, 0, 0], [1, R, dV]).reshape([R, dV]) as tf.Tensor2D;
+    return { Q: part(0), K: part(1), V: part(2) };
+  }
+
   /** Attention and output layer from projected rows Q [N*n, dV], K and V [N*m, dV] -> [N, n, dV]. */
   attend(Q: tf.Tensor2D, K: tf.Tensor2D, V: tf.Tensor2D, N: number, n: number, m: number, keyMask?: tf.Tensor2D | null): tf.Tensor3D {
     return tf.tidy(() => {

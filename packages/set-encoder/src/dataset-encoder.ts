@@ -54,7 +54,18 @@ export class DatasetEncoder extends Module {
       throw new ShapeError(`dataset features (rows must be classes x ${ns} samples, class-major)`, [B, Math.max(1, Math.round(rows / ns)) * ns, this.featureDim], X.shape);
     }
     const C = rows / ns;
-    return tf.tidy(() => this.intra_setpool.forward(X.reshape([B * C, ns, F]) as tf.Tensor3D).reshape([B, C, this.dim]) as tf.Tensor3D);
+    const mab = this.intra_setpool.firstSab();
+    return tf.tidy(() => {
+      // the features are data: projected by one op that keeps no copy of them for the gradient
+      let protos: tf.Tensor3D;
+      if (mab) {
+        const { Q, K, V } = mab.projectData(X);
+        protos = this.intra_setpool.forwardFromProjections(Q, K, V, B * C, ns);
+      } else {
+        protos = this.intra_setpool.forward(X.reshape([B * C, ns, F]) as tf.Tensor3D);
+      }
+      return protos.reshape([B, C, this.dim]) as tf.Tensor3D;
+    });
   }
 
   /**

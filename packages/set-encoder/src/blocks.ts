@@ -94,7 +94,12 @@ export class MAB extends Module {
     const dV = this.dimV;
     const R = X.size / dIn;
     if (this.dimQ !== dIn || X.shape[X.rank - 1] !== dIn || !Number.isInteger(R)) throw new ShapeError('MAB data rows', [R, dIn], X.shape);
-    const rows = () => X.reshape([R, dIn]) as tf.Tensor2D;
+    const rows = () => {
+      if (X.isDisposed) {
+        throw new Error('set encoder: the feature tensor was disposed before the backward pass; keep it alive until the gradients are computed (create it outside the function given to minimize/variableGrads)');
+      }
+      return X.reshape([R, dIn]) as tf.Tensor2D;
+    };
     const scale = 1 / Math.sqrt(dV);
     const op = tf.customGrad(((wq: tf.Tensor, bq: tf.Tensor, wk: tf.Tensor, bk: tf.Tensor, wv: tf.Tensor, bv: tf.Tensor) => {
       // [R, 3dV] -> [3, R, dV]: each projection a contiguous block

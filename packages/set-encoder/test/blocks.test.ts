@@ -210,3 +210,18 @@ describe('feature pools', () => {
     expect(() => enc.preparePool(tf.zeros([6, F]) as tf.Tensor2D, [3, 3])).toThrow(/needs 4/);
   });
 });
+
+describe('training on feature data', () => {
+  it('says what went wrong when the features are disposed before the backward pass', () => {
+    const enc = new DatasetEncoder({ featureDim: 6, numSample: 3, dim: 4, numHeads: 2, rng: new Rng(70) });
+    const vars = enc.trainableParameters();
+    expect(() =>
+      tf.variableGrads(() => {
+        const X = tf.tensor3d(new Rng(71).normalArray(2 * 6 * 6), [2, 6, 6]);
+        const y = enc.forward(X).sum() as tf.Scalar;
+        X.dispose();
+        return y;
+      }, vars),
+    ).toThrow(/disposed before the backward pass/);
+  });
+});

@@ -7,6 +7,7 @@ import { metaTrainCommand } from './commands/meta-train.js';
 import { buildDatabaseCommand } from './commands/build-database.js';
 import { workerCommand } from './commands/worker.js';
 import { statusCommand } from './commands/status.js';
+import { packageModelCommand } from './commands/package-model.js';
 
 // The trainer only parses arguments, prints and plots; the work is done by the packages.
 await runCli(() =>
@@ -16,7 +17,8 @@ await runCli(() =>
     .command(buildDatabaseCommand)
     .command(workerCommand)
     .command(statusCommand)
-    .demandCommand(1, 'name a command: meta-train, build-database, worker or status')
+    .command(packageModelCommand)
+    .demandCommand(1, 'name a command: meta-train, build-database, worker, status or package-model')
     .strict()
     // Usage mistakes are one line; errors thrown by handlers reach runCli instead of yargs' help dump.
     .fail((msg, err) => {

@@ -8,3 +8,4 @@ export * from './dataset-features.js';
 export * from './session.js';
 export * from './train-arch.js';
 export * from './tfjs-export.js';
+export * from './package-model.js';

@@ -1,0 +1,83 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FeatureStore, MetaDatabaseWriter, openCifarBinary, sampleTasks, writeFeatureStore } from '@metad2a/data-pipeline';
+import { initBackend, loadCheckpoint } from '@metad2a/nn';
+import { loadSearchModel } from '@metad2a/search';
+
+const run = promisify(execFile);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const cli = path.join(root, 'apps/trainer/dist/index.js');
+const shared = path.resolve(root, '../shared/data');
+let dir: string;
+
+/** Real data, small: CIFAR-10 subset images pooled to 4x4 RGB (48 features) and NB201 12-epoch accuracies. */
+async function fixture(): Promise<{ database: string; store: string }> {
+  const store = path.join(dir, 'cifar10-pixels.json');
+  const bin = path.join(shared, 'cifar10-subset', 'train_100per_class.bin');
+  const ds = openCifarBinary([bin], { variant: 'cifar10' });
+  const byClass: number[][] = ds.classes.map(() => []);
+  ds.labels.forEach((l, i) => byClass[l].push(i));
+  const rows: Uint8Array[] = [];
+  for (const idx of byClass) {
+    const out = new Float32Array(idx.length * 48);
+    (await ds.read(idx)).forEach((img, r) => {
+      for (let p = 0; p < 1024; p++) for (let c = 0; c < 3; c++) out[r * 48 + (((p >> 8) << 2) + ((p & 31) >> 3)) * 3 + c] += img.data[p * 3 + c] / (255 * 64);
+    });
+    rows.push(new Uint8Array(out.buffer));
+  }
+  ds.close();
+  writeFeatureStore(store, { extractor: 'pixels-4x4', inputSize: 4, dims: 48, classes: ds.classes, rows, counts: byClass.map((x) => x.length), indices: byClass, source: { kind: 'cifar10', name: 'cifar10', files: [bin], records: ds.size, selection: { perClass: null, seed: 0 } } });
+  const table = fs.readFileSync(path.join(shared, 'nb201', 'nb201_12epoch_valid_test.csv'), 'utf8').split('\n');
+  const cols = table[0].split(',');
+  const archs = table.slice(1, 41).map((l) => l.split(',')).map((f) => ({ arch: f[cols.indexOf('cellstr')], accuracy: Number(f[cols.indexOf('cifar10-val')]) }));
+  const tasks = sampleTasks({ sources: [{ name: 'cifar10', numClasses: 10 }], numTasks: 10, classesPerTask: 3, seed: 5, idPrefix: 'p' });
+  const database = path.join(dir, 'db.csv');
+  const w = await MetaDatabaseWriter.open(database);
+  await w.append(tasks.flatMap((t, k) => [0, 1, 2].map((j) => ({ taskId: t.id, dataset: 'cifar10', classes: t.classes, searchSpace: 'nb201', ...archs[(k * 3 + j) % 40], recipe: 'nb201-12ep-table', seed: null, time: '2026-11-29T00:00:00Z' }))));
+  w.close();
+  return { database, store };
+}
+
+beforeAll(async () => {
+  await initBackend({ quiet: true });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'package-model-'));
+  const { database, store } = await fixture();
+  const common = ['meta-train', '--database', database, '--features', `cifar10=${store}`, '--epochs', '1', '--batch-size', '8', '--valid', '6', '--checkpoint-every', '1'];
+  await run(process.execPath, [cli, ...common, '--model', 'generator', '--out', path.join(dir, 'gen')], { env: { ...process.env, METAD2A_QUIET: '1' } });
+  await run(process.execPath, [cli, ...common, '--model', 'predictor', '--hs', '64', '--out', path.join(dir, 'pred')], { env: { ...process.env, METAD2A_QUIET: '1' } });
+}, 180_000);
+
+describe('trainer package-model', () => {
+  it('assembles a search model that loads with the trained weights, target statistics and default dataset', async () => {
+    const out = path.join(dir, 'model');
+    const gen = path.join(dir, 'gen', 'ckpt_1.json');
+    const pred = path.join(dir, 'pred', 'ckpt_1.json');
+    const { stdout } = await run(process.execPath, [cli, 'package-model', '--generator', gen, '--predictor', pred, '--out', out, '--name', 'test', '--default-dataset', path.join(dir, 'cifar10-pixels.json')]);
+    expect(stdout).toMatch(/nb201 model 'test', extractor pixels-4x4, 48-d/);
+    const model = loadSearchModel(out);
+    const predState = loadCheckpoint(pred);
+    expect(model.manifest.predictor.targetMean).toBe((predState.meta as { targetStats: { mean: number } }).targetStats.mean);
+    expect(model.manifest.predictor.hs).toBe(64);
+    expect(model.manifest.scoreRepeats).toBe(10);
+    for (const [name, v] of model.predictor.namedParameters()) expect(Array.from(v.dataSync())).toEqual(Array.from(predState.state.get(name)!.data));
+    const genState = loadCheckpoint(gen).state;
+    for (const [name, v] of model.generator.namedParameters()) expect(Array.from(v.dataSync())).toEqual(Array.from(genState.get(name)!.data));
+    model.dispose();
+    const store = FeatureStore.open(path.join(out, 'default-dataset.json'), { extractor: 'pixels-4x4' });
+    expect(store.classes).toHaveLength(10);
+    store.close();
+  });
+
+  it('refuses a generator checkpoint given as the predictor, in one line', async () => {
+    const gen = path.join(dir, 'gen', 'ckpt_1.json');
+    const err = await run(process.execPath, [cli, 'package-model', '--generator', gen, '--predictor', gen, '--out', path.join(dir, 'bad'), '--name', 'x']).catch((e) => e);
+    expect(err.code).toBe(2);
+    expect(err.stderr.trim()).toMatch(/^error: .*ckpt_1\.json, field 'model': is a 'generator' checkpoint, a predictor checkpoint is needed$/);
+    expect(fs.existsSync(path.join(dir, 'bad', 'model.json'))).toBe(false);
+  });
+});

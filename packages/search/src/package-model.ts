@@ -1,0 +1,86 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { InputError } from '@metad2a/core';
+import { loadCheckpoint } from '@metad2a/nn';
+import { Generator } from '@metad2a/dag-vae';
+import { Predictor } from '@metad2a/predictor';
+import { saveSearchModel, spaceById, type SearchModelManifest } from './model.js';
+
+/** What meta-training writes into every model checkpoint's metadata (packages/meta-training). */
+interface RunCheckpointMeta {
+  model?: string;
+  epoch?: number;
+  config?: { searchSpace: string; hs: number; nz: number; numSample: number; featureDim: number; numHeads?: number; extractor: string };
+  targetStats?: { mean: number; std: number } | null;
+}
+
+function readRunCheckpoint(file: string, expect: 'generator' | 'predictor') {
+  const { state, meta } = loadCheckpoint(file);
+  const m = meta as RunCheckpointMeta;
+  if (m.model !== expect) throw new InputError({ file, field: 'model' }, `is a '${m.model ?? 'unknown'}' checkpoint, a ${expect} checkpoint is needed`);
+  if (!m.config) throw new InputError({ file, field: 'config' }, 'checkpoint metadata has no model config', 'use a checkpoint written by metad2a-trainer meta-train');
+  return { state, meta: m, config: m.config };
+}
+
+export interface PackageModelOptions {
+  generatorCheckpoint: string;
+  predictorCheckpoint: string;
+  out: string;
+  name: string;
+  description?: string;
+  /** A feature store to copy beside the model as its default dataset (default-dataset.json + data). */
+  defaultDataset?: string;
+  scoreRepeats?: number;
+  provenance?: Record<string, unknown>;
+}
+
+/**
+ * Assemble a search model folder from a meta-trained generator and predictor checkpoint: checks that
+ * both were trained on the same space, extractor, feature width and samples per class, and takes the
+ * predictor's target statistics from its checkpoint.
+ */
+export function packageSearchModel(opts: PackageModelOptions): SearchModelManifest {
+  const g = readRunCheckpoint(opts.generatorCheckpoint, 'generator');
+  const p = readRunCheckpoint(opts.predictorCheckpoint, 'predictor');
+  for (const key of ['searchSpace', 'extractor', 'featureDim', 'numSample'] as const) {
+    if (g.config[key] !== p.config[key]) {
+      throw new InputError({ file: opts.predictorCheckpoint, field: `config.${key}` }, `is ${p.config[key]}, but the generator was trained with ${g.config[key]}`);
+    }
+  }
+  if (!p.meta.targetStats) throw new InputError({ file: opts.predictorCheckpoint, field: 'targetStats' }, 'missing target statistics');
+  const space = spaceById(g.config.searchSpace);
+  const generator = new Generator(space, { hs: g.config.hs, nz: g.config.nz, featureDim: g.config.featureDim, numSample: g.config.numSample, numHeads: g.config.numHeads });
+  const predictor = new Predictor(space, { hs: p.config.hs, nz: p.config.nz, featureDim: p.config.featureDim, numSample: p.config.numSample, numHeads: p.config.numHeads });
+  try {
+    generator.loadStateDict(g.state, { strict: true, source: opts.generatorCheckpoint });
+    predictor.loadStateDict(p.state, { strict: true, source: opts.predictorCheckpoint });
+    const manifest = saveSearchModel(opts.out, {
+      generator,
+      predictor,
+      manifest: {
+        name: opts.name,
+        space: space.id,
+        extractor: g.config.extractor,
+        featureDim: g.config.featureDim,
+        numSample: g.config.numSample,
+        scoreRepeats: opts.scoreRepeats ?? (space.id === 'nb201' ? 10 : 1),
+        description: opts.description,
+        provenance: { generator: { checkpoint: path.basename(opts.generatorCheckpoint), epoch: g.meta.epoch }, predictor: { checkpoint: path.basename(opts.predictorCheckpoint), epoch: p.meta.epoch }, ...opts.provenance },
+        targetMean: p.meta.targetStats.mean,
+        targetStd: p.meta.targetStats.std,
+      },
+    });
+    if (opts.defaultDataset) {
+      const src = opts.defaultDataset.endsWith('.json') ? opts.defaultDataset : `${opts.defaultDataset}.json`;
+      const m = JSON.parse(fs.readFileSync(src, 'utf8')) as { extractor: string; data: string };
+      if (m.extractor !== g.config.extractor) throw new InputError({ file: src, field: 'extractor' }, `features by '${m.extractor}', the model expects '${g.config.extractor}'`);
+      const dataName = 'default-dataset.bin';
+      fs.copyFileSync(path.join(path.dirname(src), m.data), path.join(opts.out, dataName));
+      fs.writeFileSync(path.join(opts.out, 'default-dataset.json'), `${JSON.stringify({ ...m, data: dataName }, null, 1)}\n`);
+    }
+    return manifest;
+  } finally {
+    generator.dispose();
+    predictor.dispose();
+  }
+}

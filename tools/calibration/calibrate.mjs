@@ -73,6 +73,8 @@ function summarize(rows) {
     spearman: spearman(ours, ref),
     kendall: kendall(ours, ref),
     scipy,
+    // A diagnostic, not the recipe's measurement: the last epoch's running training accuracy.
+    spearmanTrainAccuracy: spearman(rows.map((r) => r.trainAccuracy), ref),
     medianSeconds: med(rows.map((r) => r.seconds)),
     medianCpuSeconds: med(rows.map((r) => r.cpuSeconds)),
     totalCpuSeconds: rows.reduce((s, r) => s + r.cpuSeconds, 0),
@@ -117,6 +119,7 @@ function writeSummary(rows) {
     `| --- | --- |`,
     `| Spearman rho | ${s.spearman.toFixed(4)}${s.scipy ? ` (scipy: ${s.scipy.spearman.toFixed(4)})` : ''} |`,
     `| Kendall tau-b | ${s.kendall.toFixed(4)}${s.scipy ? ` (scipy: ${s.scipy.kendall.toFixed(4)})` : ''} |`,
+    `| Spearman rho of the last epoch's training accuracy (diagnostic) | ${s.spearmanTrainAccuracy.toFixed(4)} |`,
     `| median wall seconds per training | ${s.medianSeconds.toFixed(2)} |`,
     `| median CPU seconds per training | ${s.medianCpuSeconds.toFixed(2)} |`,
     `| total CPU seconds | ${s.totalCpuSeconds.toFixed(0)} |`,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { hashString, InputError, Rng } from '@metad2a/core';
+import { hashString, InputError, MetaD2AError, Rng } from '@metad2a/core';
 import { backendInfo } from '@metad2a/nn';
 import { trainClassifier, validateRecipe, type EpochReport, type ImageSet, type TrainRecipe, type TrainResult } from '@metad2a/arch-training';
 import type { MetaRecord } from '@metad2a/data-pipeline';
@@ -37,6 +37,21 @@ function checkJob(job: TrainJob): void {
 }
 
 /**
+ * Training a CNN needs convolution gradients, which stock tfjs-wasm lacks (kernels-blas adds them);
+ * say so in one line instead of failing deep inside the first backward pass.
+ */
+export function assertCanTrainConvolutions(): void {
+  const backend = tf.getBackend();
+  if (tf.getKernel('Conv2DBackpropFilter', backend)) return;
+  const blas = backendInfo()?.blas;
+  throw new MetaD2AError(
+    'E_BACKEND',
+    `the '${backend}' backend cannot train convolutions (no Conv2DBackpropFilter kernel)${blas && !blas.active ? `; OpenBLAS kernels off: ${blas.reason}` : ''} ` +
+      '(build @metad2a/kernels-blas, or choose another backend: METAD2A_BACKEND=cpu)',
+  );
+}
+
+/**
  * Train one architecture on prepared image sets. `label` seeds everything: the initial weights
  * (Rng('init:' + label)) and the batch order and augmentation (trainClassifier's seed).
  */
@@ -49,6 +64,7 @@ export function trainArchitecture(
   label: string,
   options: { onEpoch?: (r: EpochReport) => void } = {},
 ): TrainResult {
+  assertCanTrainConvolutions();
   const net = space.build(arch, recipe, train.numClasses, new Rng(`init:${label}`));
   try {
     return trainClassifier(net, train, test, recipe, { seed: hashString(`train:${label}`), onEpoch: options.onEpoch });

@@ -15,7 +15,7 @@ import { jobIdOfRecord, type Plan } from './plan.js';
 export function processorFile(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
   for (const p of [path.join(here, 'processor.js'), path.join(here, '..', 'dist', 'processor.js')]) if (fs.existsSync(p)) return p;
-  throw new MetaD2AError('E_NOT_BUILT', `db-build processor not built (expected ${path.join(here, 'processor.js')})`, { cause: 'run npx tsup in packages/db-build' });
+  throw new MetaD2AError('E_NOT_BUILT', `db-build processor not built (expected ${path.join(here, 'processor.js')}; run npx tsup in packages/db-build)`);
 }
 
 /** Ids of the measurements a database file already holds. */

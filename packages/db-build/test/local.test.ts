@@ -39,6 +39,22 @@ describe('one training job', () => {
   });
 });
 
+describe('a backend that cannot train convolutions', () => {
+  it('fails the job with one clear line', async () => {
+    const plan = await tinyPlan({ tasks: 1, archsPerTask: 1 });
+    const backend = tf.getBackend();
+    const kernel = tf.getKernel('Conv2DBackpropFilter', backend)!;
+    expect(kernel).toBeDefined();
+    tf.unregisterKernel('Conv2DBackpropFilter', backend);
+    try {
+      await expect(runTrainJob(plan.jobs[0].data)).rejects.toThrow(new RegExp(`^the '${backend}' backend cannot train convolutions \\(no Conv2DBackpropFilter kernel\\)`));
+    } finally {
+      tf.registerKernel(kernel);
+    }
+    expect((await runTrainJob(plan.jobs[0].data)).record.accuracy).toBeGreaterThanOrEqual(0);
+  });
+});
+
 describe('parameters without a gradient', () => {
   it('a conv on an edge that leads nowhere is left out of training, everything else stays in', async () => {
     // edge 1 (node 0 -> node 2) is a 1x1 conv, but node 2 feeds node 3 only through 'none'

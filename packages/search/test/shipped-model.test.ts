@@ -1,0 +1,54 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Rng } from '@metad2a/core';
+import { initBackend } from '@metad2a/nn';
+import { FeatureStore, openDataset, encodeDataset, loadMobileNetExtractor } from '@metad2a/data-pipeline';
+import { nb201Space, type Nb201Arch } from '@metad2a/search-space-201';
+import { GeneratorCandidates, loadSearchModel, PredictorScorer, runSearch, type DatasetSample, type SearchModel } from '../src/index.js';
+import fs from 'node:fs';
+import os from 'node:os';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+let model: SearchModel;
+let mnist: FeatureStore;
+
+beforeAll(async () => {
+  await initBackend({ quiet: true });
+  model = loadSearchModel(path.join(root, 'datasets/models/default'));
+  // a small real dataset the model has not searched for before: 20 MNIST test images per class, embedded now
+  const extractor = await loadMobileNetExtractor({ source: path.resolve(root, '../shared/data/mobilenet-v1-imagenet'), inputSize: 96 });
+  expect(extractor.id).toBe(model.manifest.extractor);
+  const ds = await openDataset('mnist', { split: 'test' });
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'shipped-')), 'mnist-test.json');
+  mnist = await encodeDataset(ds, { out, extractor, perClass: 20, seed: 1 });
+}, 180_000);
+
+const sampler = (rng: Rng): DatasetSample => {
+  const s = mnist.sample({ rng, numSample: model.manifest.numSample });
+  return { x: s.data, numClasses: s.classes.length, numSample: s.numSample, dim: s.dims };
+};
+
+describe('the shipped search model', () => {
+  it('searches a small real dataset: valid, unique cells, ranked', () => {
+    const res = runSearch({ space: nb201Space, generator: new GeneratorCandidates(model.generator), scorer: new PredictorScorer(model.predictor), sampleDataset: sampler, numCandidates: 100, topK: 5, seed: 3, scoreRepeats: model.manifest.scoreRepeats });
+    expect(res.counts.unique).toBe(100);
+    expect(new Set(res.all.map((c) => nb201Space.canonicalKey(c.arch))).size).toBeGreaterThan(50);
+    for (const c of res.all) expect(nb201Space.invalidReason(nb201Space.toDag(c.arch))).toBeNull();
+    expect(res.ranked).toHaveLength(5);
+  });
+
+  it('prefers cells with convolutions over cells of only skip, pool and none', () => {
+    const noConv: Nb201Arch[] = [];
+    const withConv: Nb201Arch[] = [];
+    for (const a of nb201Space.enumerate!()) (a.some((op) => op.startsWith('nor_conv')) ? withConv : noConv).push(a);
+    const rng = new Rng(9);
+    const convSample = Array.from({ length: noConv.length }, () => rng.choice(withConv));
+    const scorer = new PredictorScorer(model.predictor);
+    const datasets = Array.from({ length: 3 }, (_, i) => sampler(new Rng(100 + i)));
+    const mean = (xs: Float32Array) => xs.reduce((s, x) => s + x, 0) / xs.length;
+    const sConv = mean(scorer.scoreMean(datasets, convSample.map((a) => nb201Space.toDag(a))));
+    const sNone = mean(scorer.scoreMean(datasets, noConv.map((a) => nb201Space.toDag(a))));
+    expect(sConv).toBeGreaterThan(sNone);
+  });
+});

@@ -4,3 +4,4 @@ export * from './stats.js';
 export * from './dag.js';
 export * from './search-space.js';
 export * from './atomic.js';
+export * from './paths.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Rng, pearson, spearman, kendall, ranks, summarize, genericInvalidReason, toGraphology, fromGraphology, writeFileAtomic, InputError } from '../src/index.js';
+import { Rng, pearson, spearman, kendall, ranks, summarize, genericInvalidReason, toGraphology, fromGraphology, writeFileAtomic, InputError, findRepoRoot } from '../src/index.js';
 
 describe('Rng', () => {
   it('is reproducible and seed-dependent', () => {
@@ -70,5 +70,16 @@ describe('atomic writes and errors', () => {
   it('input errors name file, line and field', () => {
     const e = new InputError({ file: 'x.csv', line: 3, field: 'acc' }, 'not a number');
     expect(e.message).toBe("x.csv, line 3, field 'acc': not a number");
+  });
+});
+
+describe('findRepoRoot', () => {
+  it('finds the nearest folder with nx.json above a path, or null', () => {
+    const top = fs.mkdtempSync(path.join(os.tmpdir(), 'root-'));
+    const deep = path.join(top, 'a', 'b');
+    fs.mkdirSync(deep, { recursive: true });
+    expect(findRepoRoot(deep)).toBeNull();
+    fs.writeFileSync(path.join(top, 'nx.json'), '{}');
+    expect(findRepoRoot(deep)).toBe(top);
   });
 });

@@ -1,9 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ConfigError, InputError } from '@metad2a/core';
+import { ConfigError, InputError, repoRootOf } from '@metad2a/core';
 import { BUILTIN_DATASETS, indicesByClass, openDataset, type ImageDataset, type TaskSource } from '@metad2a/data-pipeline';
-import { findRepoRoot } from '@metad2a/search-space-201';
 
 /** Where named third-party datasets live: $METAD2A_DATA_DIR, else <repo root>/../shared/data. */
 export const DATA_DIR_ENV = 'METAD2A_DATA_DIR';
@@ -14,7 +12,7 @@ export const SHARED_DATASETS = ['cifar10', 'cifar10-subset', 'cifar100', 'svhn']
 export function sharedDataDir(): string | null {
   const env = process.env[DATA_DIR_ENV];
   if (env) return path.resolve(env);
-  const root = findRepoRoot(path.dirname(fileURLToPath(import.meta.url))) ?? findRepoRoot(process.cwd());
+  const root = repoRootOf(import.meta.url);
   return root ? path.resolve(root, '..', 'shared', 'data') : null;
 }
 

@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseFile } from 'fast-csv';
-import { ConfigError, InputError } from '@metad2a/core';
+import { ConfigError, InputError, repoRootOf } from '@metad2a/core';
+
+// Kept in this package's API: callers and tests locate the repository through it.
+export { findRepoRoot } from '@metad2a/core';
 import { formatNb201, parseNb201, type Nb201Arch } from './ops.js';
 
 export const NB201_DATASETS = ['cifar10', 'cifar100', 'ImageNet16-120'] as const;
@@ -170,24 +172,12 @@ export function normalizeDataset(name: string): Nb201Dataset {
   throw new ConfigError('dataset', `unknown NB201 dataset '${name}'`, `use one of ${NB201_DATASETS.join(', ')}`);
 }
 
-/** Walk up from `start` to the folder holding nx.json (the monorepo root); null when there is none. */
-export function findRepoRoot(start: string): string | null {
-  let dir = path.resolve(start);
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'nx.json'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) return null;
-    dir = up;
-  }
-}
-
 /** $METAD2A_NB201_TABLE, else <repo root>/../shared/data/nb201/nats_bench.csv. */
 export function defaultNb201TablePath(): string {
   const env = process.env[NB201_TABLE_ENV];
   if (env) return path.resolve(env);
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const root = findRepoRoot(here) ?? findRepoRoot(process.cwd());
-  if (!root) throw new ConfigError(NB201_TABLE_ENV, `no repository root (a folder with nx.json) above ${here} or ${process.cwd()}`, 'set it to the path of nats_bench.csv');
+  const root = repoRootOf(import.meta.url);
+  if (!root) throw new ConfigError(NB201_TABLE_ENV, `no repository root (a folder with nx.json) above this package or ${process.cwd()}`, 'set it to the path of nats_bench.csv');
   return path.resolve(root, '..', 'shared', 'data', 'nb201', 'nats_bench.csv');
 }
 

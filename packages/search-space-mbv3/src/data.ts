@@ -1,29 +1,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ConfigError, InputError } from '@metad2a/core';
+import { ConfigError, InputError, repoRootOf } from '@metad2a/core';
 import { validateOfaConfig, type OfaConfig } from './config.js';
 
 /** Environment variable naming the folder of the OFA MobileNetV3 data files. */
 export const OFA_DATA_ENV = 'METAD2A_OFA_DATA';
 
-function findRepoRoot(start: string): string | null {
-  let dir = path.resolve(start);
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'nx.json'))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) return null;
-    dir = up;
-  }
-}
-
 /** $METAD2A_OFA_DATA, else <repo root>/../shared/data/ofa-mbv3 (third-party files, never copied into the repo). */
 export function defaultOfaDataDir(): string {
   const env = process.env[OFA_DATA_ENV];
   if (env) return path.resolve(env);
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const root = findRepoRoot(here) ?? findRepoRoot(process.cwd());
-  if (!root) throw new ConfigError(OFA_DATA_ENV, `no repository root (a folder with nx.json) above ${here} or ${process.cwd()}`, 'set it to the ofa-mbv3 data folder');
+  const root = repoRootOf(import.meta.url);
+  if (!root) throw new ConfigError(OFA_DATA_ENV, `no repository root (a folder with nx.json) above this package or ${process.cwd()}`, 'set it to the ofa-mbv3 data folder');
   return path.resolve(root, '..', 'shared', 'data', 'ofa-mbv3');
 }
 

@@ -1,8 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { InputError } from '@metad2a/core';
-import { findRepoRoot } from '@metad2a/search-space-201';
+import { InputError, repoRootOf } from '@metad2a/core';
 import { loadSearchModel, type SearchModel } from './model.js';
 
 /** Environment variable naming the search model folder used when no --checkpoint is given. */
@@ -16,7 +14,7 @@ export const DEFAULT_DATASET_FILE = 'default-dataset.json';
 export function defaultModelDir(): string | null {
   const env = process.env[MODEL_ENV];
   if (env) return path.resolve(env);
-  const root = findRepoRoot(path.dirname(fileURLToPath(import.meta.url))) ?? findRepoRoot(process.cwd());
+  const root = repoRootOf(import.meta.url);
   return root ? path.join(root, DEFAULT_MODEL_SUBDIR) : null;
 }
 

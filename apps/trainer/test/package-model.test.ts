@@ -5,7 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FeatureStore, MetaDatabaseWriter, openCifarBinary, sampleTasks, writeFeatureStore } from '@metad2a/data-pipeline';
+import { FeatureStore, MetaDatabaseWriter, sampleTasks } from '@metad2a/data-pipeline';
+import { writePixelStore } from './pixel-store.js';
 import { initBackend, loadCheckpoint } from '@metad2a/nn';
 import { loadSearchModel } from '@metad2a/search';
 
@@ -18,20 +19,7 @@ let dir: string;
 /** Real data, small: CIFAR-10 subset images pooled to 4x4 RGB (48 features) and NB201 12-epoch accuracies. */
 async function fixture(): Promise<{ database: string; store: string }> {
   const store = path.join(dir, 'cifar10-pixels.json');
-  const bin = path.join(shared, 'cifar10-subset', 'train_100per_class.bin');
-  const ds = openCifarBinary([bin], { variant: 'cifar10' });
-  const byClass: number[][] = ds.classes.map(() => []);
-  ds.labels.forEach((l, i) => byClass[l].push(i));
-  const rows: Uint8Array[] = [];
-  for (const idx of byClass) {
-    const out = new Float32Array(idx.length * 48);
-    (await ds.read(idx)).forEach((img, r) => {
-      for (let p = 0; p < 1024; p++) for (let c = 0; c < 3; c++) out[r * 48 + (((p >> 8) << 2) + ((p & 31) >> 3)) * 3 + c] += img.data[p * 3 + c] / (255 * 64);
-    });
-    rows.push(new Uint8Array(out.buffer));
-  }
-  ds.close();
-  writeFeatureStore(store, { extractor: 'pixels-4x4', inputSize: 4, dims: 48, classes: ds.classes, rows, counts: byClass.map((x) => x.length), indices: byClass, source: { kind: 'cifar10', name: 'cifar10', files: [bin], records: ds.size, selection: { perClass: null, seed: 0 } } });
+  await writePixelStore(store, shared);
   const table = fs.readFileSync(path.join(shared, 'nb201', 'nb201_12epoch_valid_test.csv'), 'utf8').split('\n');
   const cols = table[0].split(',');
   const archs = table.slice(1, 41).map((l) => l.split(',')).map((f) => ({ arch: f[cols.indexOf('cellstr')], accuracy: Number(f[cols.indexOf('cifar10-val')]) }));

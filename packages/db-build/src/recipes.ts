@@ -1,4 +1,5 @@
 import { getRecipe, registerRecipe, RECIPES, type TrainRecipe } from '@metad2a/arch-training';
+import { MBV3_DB_RECIPES } from './recipes-mbv3.js';
 
 /**
  * Cheap recipes for building the database on CPUs. They keep NB201's optimiser (SGD, Nesterov
@@ -34,6 +35,7 @@ export const DEFAULT_DB_RECIPE = DB_RECIPES[0].id;
 /** Register the cheap recipes with arch-training (idempotent). */
 export function registerDbRecipes(): void {
   for (const r of DB_RECIPES) if (!RECIPES[r.id]) registerRecipe(r);
+  for (const r of MBV3_DB_RECIPES) if (!RECIPES[r.id]) registerRecipe(r);
 }
 
 /** A recipe by name (ours or any registered one); unknown names fail with the list of known ones. */

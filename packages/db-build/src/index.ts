@@ -1,4 +1,5 @@
 export * from './recipes.js';
+export * from './recipes-mbv3.js';
 export * from './spaces.js';
 export * from './sources.js';
 export * from './images.js';

@@ -3,7 +3,7 @@ import { ConfigError, Rng } from '@metad2a/core';
 import { validateRecipe, type TrainRecipe } from '@metad2a/arch-training';
 import { sampleTasks, type MetaRecord, type Task } from '@metad2a/data-pipeline';
 import type { JobSpec } from '@metad2a/job-queue';
-import { getTrainableSpace } from './spaces.js';
+import { checkRecipeForSpace, getTrainableSpace } from './spaces.js';
 import { taskSourceOf, type OpenSource, type SourceRef } from './sources.js';
 
 /** A task as a job carries it: its classes and the record indices to train and to test on. */
@@ -68,6 +68,7 @@ function positiveInt(name: string, v: number, min = 1): void {
 export function planJobs(options: PlanOptions): Plan {
   const space = getTrainableSpace(options.space);
   validateRecipe(options.recipe);
+  checkRecipeForSpace(space.id, options.recipe);
   positiveInt('tasks', options.tasks);
   positiveInt('archs-per-task', options.archsPerTask);
   positiveInt('classes-per-task', options.classesPerTask, 2);

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { InputError, writeFileAtomic } from '@metad2a/core';
-import { NB201_EDGES, type Nb201Network } from '@metad2a/search-space-201';
+import { NB201_EDGES, Nb201Network } from '@metad2a/search-space-201';
+import { OfaSubnet, type OfaActivation } from '@metad2a/search-space-mbv3';
 
 /**
  * The trained NB201 cell network as a standard TensorFlow.js layers model (Conv2D, BatchNormalization,
@@ -91,6 +92,105 @@ export function nb201ToLayersModel(net: Nb201Network): tf.LayersModel {
   // The transposed classifier kernel was a fresh tensor.
   weightsOf.get(dense)![0].dispose();
   return model;
+}
+
+/**
+ * A trained OFA MobileNetV3 subnet as a standard TensorFlow.js layers model (Conv2D, DepthwiseConv2D,
+ * BatchNormalization, ReLU, Multiply, Add, GlobalAveragePooling2D, Reshape, Dense: no custom layers).
+ * Inference only (BN running statistics, no dropout). h_swish(x) = x * h_sigmoid(x) and h_sigmoid(x) =
+ * relu6(x + 3) / 6 = min(max(x/6 + 1/2, 0), 1): a frozen 1x1 depthwise conv (weight 1/6, bias 1/2)
+ * followed by ReLU with maxValue 1. SE multiplies [B,H,W,C] by [B,1,1,C] (Multiply broadcasts).
+ * Stride-2 convs pad explicitly like PyTorch (k//2 each side), where tf's 'same' pads unevenly.
+ */
+export function mbv3ToLayersModel(net: OfaSubnet): tf.LayersModel {
+  const state = new Map(net.namedParameters());
+  const { resolution, numClasses, blocks } = net.net;
+  const weightsOf = new Map<tf.layers.Layer, tf.Tensor[]>();
+  const owned: tf.Tensor[] = [];
+  const param = (name: string): tf.Tensor => {
+    const v = state.get(name);
+    if (!v) throw new Error(`mbv3ToLayersModel: parameter '${name}' missing`);
+    return v;
+  };
+  const apply = (layer: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => layer.apply(x) as tf.SymbolicTensor;
+  const channelsOf = (x: tf.SymbolicTensor) => x.shape[x.shape.length - 1] as number;
+  const conv = (x: tf.SymbolicTensor, prefix: string, name: string, k: number, stride: number, depthwise: boolean, bias = false): tf.SymbolicTensor => {
+    let h = x;
+    const same = stride === 1;
+    if (!same && k > 1) h = apply(tf.layers.zeroPadding2d({ padding: Math.floor(k / 2), name: `${name}_pad` }), h);
+    const w = param(`${prefix}.weight`);
+    const common = { kernelSize: k, strides: stride, padding: (same ? 'same' : 'valid') as 'same' | 'valid', useBias: bias, name };
+    const layer = depthwise ? tf.layers.depthwiseConv2d({ ...common, depthMultiplier: 1 }) : tf.layers.conv2d({ ...common, filters: w.shape[3] as number });
+    weightsOf.set(layer, bias ? [w, param(`${prefix}.bias`)] : [w]);
+    return apply(layer, h);
+  };
+  const bn = (x: tf.SymbolicTensor, prefix: string, name: string): tf.SymbolicTensor => {
+    const layer = tf.layers.batchNormalization({ axis: -1, epsilon: 1e-5, name });
+    weightsOf.set(layer, [param(`${prefix}.weight`), param(`${prefix}.bias`), param(`${prefix}.running_mean`), param(`${prefix}.running_var`)]);
+    return apply(layer, x);
+  };
+  const hSigmoid = (x: tf.SymbolicTensor, name: string): tf.SymbolicTensor => {
+    const c = channelsOf(x);
+    const affine = tf.layers.depthwiseConv2d({ kernelSize: 1, depthMultiplier: 1, useBias: true, trainable: false, name: `${name}_affine` });
+    const w = tf.fill([1, 1, c, 1], 1 / 6);
+    const b = tf.fill([c], 0.5);
+    owned.push(w, b);
+    weightsOf.set(affine, [w, b]);
+    return apply(tf.layers.reLU({ maxValue: 1, name: `${name}_clip` }), apply(affine, x));
+  };
+  const act = (x: tf.SymbolicTensor, a: OfaActivation | null, name: string): tf.SymbolicTensor => {
+    if (a === 'relu') return apply(tf.layers.reLU({ name: `${name}_relu` }), x);
+    if (a === 'h_swish') return apply(tf.layers.multiply({ name: `${name}_hswish` }), [x, hSigmoid(x, `${name}_hsig`)]);
+    return x;
+  };
+  const convBnAct = (x: tf.SymbolicTensor, prefix: string, name: string, k: number, stride: number, a: OfaActivation | null, depthwise = false) =>
+    act(bn(conv(x, `${prefix}.conv`, `${name}_conv`, k, stride, depthwise), `${prefix}.bn`, `${name}_bn`), a, name);
+  const se = (x: tf.SymbolicTensor, prefix: string, name: string): tf.SymbolicTensor => {
+    const c = channelsOf(x);
+    let g = apply(tf.layers.globalAveragePooling2d({ name: `${name}_gap` }), x);
+    g = apply(tf.layers.reshape({ targetShape: [1, 1, c], name: `${name}_keepdims` }), g);
+    g = apply(tf.layers.reLU({ name: `${name}_relu` }), conv(g, `${prefix}.fc.reduce`, `${name}_reduce`, 1, 1, false, true));
+    g = hSigmoid(conv(g, `${prefix}.fc.expand`, `${name}_expand`, 1, 1, false, true), `${name}_gate`);
+    return apply(tf.layers.multiply({ name: `${name}_scale` }), [x, g]);
+  };
+
+  const input = tf.input({ shape: [resolution, resolution, 3], name: 'image' });
+  let h = convBnAct(input, 'first_conv', 'stem', 3, 2, 'h_swish');
+  blocks.forEach((b, i) => {
+    const p = `blocks.${i}.conv`;
+    const nm = `block${i}`;
+    let y = b.expandRatio === 1 ? h : convBnAct(h, `${p}.inverted_bottleneck`, `${nm}_expand`, 1, 1, b.act);
+    y = convBnAct(y, `${p}.depth_conv`, `${nm}_dw`, b.kernel, b.stride, b.act, true);
+    if (b.se) y = se(y, `${p}.depth_conv.se`, `${nm}_se`);
+    y = bn(conv(y, `${p}.point_linear.conv`, `${nm}_project_conv`, 1, 1, false), `${p}.point_linear.bn`, `${nm}_project_bn`);
+    h = b.residual ? apply(tf.layers.add({ name: `${nm}_add` }), [y, h]) : y;
+  });
+  h = convBnAct(h, 'final_expand_layer', 'final_expand', 1, 1, 'h_swish');
+  const c = channelsOf(h);
+  h = apply(tf.layers.globalAveragePooling2d({ name: 'gap' }), h);
+  h = apply(tf.layers.reshape({ targetShape: [1, 1, c], name: 'gap_keepdims' }), h);
+  // feature_mix_layer: 1x1 conv without BN, then h_swish
+  h = act(conv(h, 'feature_mix_layer.conv', 'feature_mix_conv', 1, 1, false), 'h_swish', 'feature_mix');
+  h = apply(tf.layers.flatten({ name: 'flatten' }), h);
+  const dense = tf.layers.dense({ units: numClasses, name: 'classifier' });
+  const kernel = param('classifier.linear.weight').transpose();
+  owned.push(kernel);
+  weightsOf.set(dense, [kernel, param('classifier.linear.bias')]);
+  const logits = apply(dense, h);
+  const model = tf.model({ inputs: input, outputs: logits, name: 'ofa_mbv3_subnet' });
+  try {
+    for (const [layer, ws] of weightsOf) layer.setWeights(ws);
+  } finally {
+    tf.dispose(owned);
+  }
+  return model;
+}
+
+/** The layers model of a trained network of either space (what `metad2a export --trained` writes). */
+export function trainedToLayersModel(net: unknown): tf.LayersModel {
+  if (net instanceof OfaSubnet) return mbv3ToLayersModel(net);
+  if (net instanceof Nb201Network) return nb201ToLayersModel(net);
+  throw new Error('trainedToLayersModel: not an Nb201Network or OfaSubnet');
 }
 
 /**

@@ -1,20 +1,40 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ConfigError, hashString, InputError, Rng, writeFileAtomic } from '@metad2a/core';
+import { ConfigError, hashString, InputError, MetaD2AError, Rng, writeFileAtomic } from '@metad2a/core';
 import { loadCheckpoint, saveCheckpoint } from '@metad2a/nn';
 import { trainClassifier, validateRecipe, type EpochReport, type TrainRecipe, type TrainResult } from '@metad2a/arch-training';
 import { indicesByClass, type ImageDataset } from '@metad2a/data-pipeline';
-import { loadTaskSets, onlyUsedParameters, resolveRecipe, type ChannelStats } from '@metad2a/db-build';
-import { formatNb201, Nb201Network, parseNb201, type Nb201NetConfig } from '@metad2a/search-space-201';
+import {
+  checkRecipeForSpace,
+  defaultRecipeFor,
+  getTrainableSpace,
+  loadTaskSets,
+  resolveRecipe,
+  SPACE_NAMES,
+  type BuiltNetwork,
+  type ChannelStats,
+  type TrainableSpace,
+} from '@metad2a/db-build';
+import { formatOfaConfig, validateOfaConfig, type OfaConfig } from '@metad2a/search-space-mbv3';
+
+export { defaultRecipeFor, recipesForSpace } from '@metad2a/db-build';
 
 export const TRAINED_FORMAT = 'metad2a-trained-network';
+
+/** A trained network: Nb201Network or OfaSubnet (named parameters, forward, parameter count). */
+export type TrainedModule = BuiltNetwork['module'];
 
 /** What is saved with a trained network: enough to rebuild it and to preprocess images the same way. */
 export interface TrainedNetworkInfo {
   format: typeof TRAINED_FORMAT;
-  space: 'nb201';
+  /** 'nb201' or 'mbv3' (db-build's trainable spaces). */
+  space: string;
+  /** Canonical architecture string of the space (MBV3: the OFA config as compact JSON). */
   arch: string;
-  config: Nb201NetConfig;
+  /** The network's shape: NB201 {C, N, inputSize, numClasses, inChannels}; MBV3 {resolution, numClasses, widthMult, dropout}. */
+  config: Record<string, unknown>;
+  /** MBV3 only: the OFA config {ks, e, d} as an object (the same as arch). */
+  ofaConfig?: OfaConfig;
   classes: string[];
   /** Per-channel mean/std of x/255 used to normalise inputs (NHWC RGB). */
   normalization: ChannelStats;
@@ -31,8 +51,8 @@ export interface TrainArchOptions {
   space: string;
   arch: string;
   dataset: ImageDataset;
-  /** A recipe id (arch-training's or db-build's cheap ones) or a full recipe. */
-  recipe: string | TrainRecipe;
+  /** A recipe id (arch-training's or db-build's cheap ones) or a full recipe; default: the space's default recipe. */
+  recipe?: string | TrainRecipe;
   /** Recipe fields to override (epochs, width, ...). */
   overrides?: Partial<Omit<TrainRecipe, 'id'>>;
   /** Use only these class indices (default: all). */
@@ -44,9 +64,37 @@ export interface TrainArchOptions {
 }
 
 export interface TrainArchResult {
-  net: Nb201Network;
+  net: TrainedModule;
   info: TrainedNetworkInfo;
   result: TrainResult;
+}
+
+/**
+ * The canonical string of `arch` in `space`. When it does not parse there but does in another space,
+ * the error says which --space to pass (an OFA config given to nb201, a cell string to mbv3).
+ */
+export function normalizeArch(space: TrainableSpace, arch: string): string {
+  try {
+    return space.normalize(arch);
+  } catch (e) {
+    for (const other of SPACE_NAMES) {
+      if (other === space.id) continue;
+      try {
+        getTrainableSpace(other).normalize(arch);
+      } catch {
+        continue;
+      }
+      throw new ConfigError('space', `the architecture is not a ${space.id} one but a ${other} one`, `pass --space ${other}`);
+    }
+    throw e;
+  }
+}
+
+/** Info fields a space adds: MBV3 keeps its OFA config as an object too. */
+function spaceExtras(space: string, arch: string): Pick<TrainedNetworkInfo, 'ofaConfig'> {
+  if (space !== 'mbv3') return {};
+  const { ks, e, d } = JSON.parse(arch) as OfaConfig;
+  return { ofaConfig: { ks, e, d } };
 }
 
 /**
@@ -56,9 +104,10 @@ export interface TrainArchResult {
  * images' channel statistics; the recipe's SGD schedule; top-1 on the held-out images.
  */
 export async function trainArchOnDataset(o: TrainArchOptions): Promise<TrainArchResult> {
-  if (o.space !== 'nb201') throw new ConfigError('space', `training '${o.space}' networks is not available in this build`, 'the trainable MobileNetV3 subnet is not finished; use --space nb201');
-  const arch = parseNb201(o.arch);
-  const base = typeof o.recipe === 'string' ? resolveRecipe(o.recipe) : o.recipe;
+  const space = getTrainableSpace(o.space);
+  const arch = normalizeArch(space, o.arch);
+  const base = o.recipe === undefined ? resolveRecipe(defaultRecipeFor(space.id)) : typeof o.recipe === 'string' ? resolveRecipe(o.recipe) : o.recipe;
+  checkRecipeForSpace(space.id, base);
   const recipe: TrainRecipe = { ...base, ...o.overrides, id: o.overrides && Object.keys(o.overrides).length ? `${base.id}+custom` : base.id };
   validateRecipe(recipe);
   const seed = o.seed ?? 0;
@@ -82,20 +131,21 @@ export async function trainArchOnDataset(o: TrainArchOptions): Promise<TrainArch
     train.push((recipe.maxTrainPerClass > 0 ? rest.slice(0, recipe.maxTrainPerClass) : rest).sort((a, b) => a - b));
   }
   const sets = await loadTaskSets(ds, train, test, recipe.inputSize);
-  const net = new Nb201Network(arch, { C: recipe.width, N: recipe.depth, inputSize: recipe.inputSize, numClasses: classes.length, inChannels: 3, rng: new Rng(`init:${seed}:${formatNb201(arch)}`) });
-  const trainable = onlyUsedParameters(net, recipe.inputSize);
+  // The same seeds as before MBV3 existed: NB201 results of a given seed are unchanged.
+  const built = space.build(arch, recipe, classes.length, new Rng(`init:${seed}:${arch}`));
   let result: TrainResult;
   try {
-    result = trainClassifier(trainable, sets.train, sets.test, recipe, { seed: hashString(`train:${seed}:${formatNb201(arch)}`), onEpoch: o.onEpoch });
+    result = trainClassifier(built, sets.train, sets.test, recipe, { seed: hashString(`train:${seed}:${arch}`), onEpoch: o.onEpoch });
   } catch (e) {
-    net.dispose();
+    built.dispose();
     throw e;
   }
   const info: TrainedNetworkInfo = {
     format: TRAINED_FORMAT,
-    space: 'nb201',
-    arch: formatNb201(arch),
-    config: net.config,
+    space: space.id,
+    arch,
+    config: built.config,
+    ...spaceExtras(space.id, arch),
     classes: classes.map((c) => ds.classes[c]),
     normalization: sets.stats,
     recipe,
@@ -106,18 +156,22 @@ export async function trainArchOnDataset(o: TrainArchOptions): Promise<TrainArch
     dataset: ds.name,
     seed,
   };
-  return { net, info, result };
+  return { net: built.module, info, result };
 }
 
 /** Save a trained network as a folder: network.json (+ its blob, our checkpoint format) and info.json. */
-export function saveTrainedNetwork(dir: string, net: Nb201Network, info: TrainedNetworkInfo): void {
+export function saveTrainedNetwork(dir: string, net: TrainedModule, info: TrainedNetworkInfo): void {
   fs.mkdirSync(dir, { recursive: true });
-  saveCheckpoint(path.join(dir, 'network.json'), net, { kind: 'trained-network', config: info.config, arch: info.arch });
+  saveCheckpoint(path.join(dir, 'network.json'), net, { kind: 'trained-network', space: info.space, config: info.config, arch: info.arch });
   writeFileAtomic(path.join(dir, 'info.json'), `${JSON.stringify(info, null, 2)}\n`);
 }
 
-/** Load a folder written by saveTrainedNetwork (strict: every parameter present with its shape). */
-export function loadTrainedNetwork(dir: string): { net: Nb201Network; info: TrainedNetworkInfo } {
+/**
+ * Load a folder written by saveTrainedNetwork. Strict: the space must be a trainable one, the network
+ * config is checked field by field, an MBV3 folder's ofaConfig must be a valid OFA config equal to its
+ * arch, and every parameter must be present with its shape. Returns the network and its input size.
+ */
+export function loadTrainedNetwork(dir: string): { net: TrainedModule; info: TrainedNetworkInfo; inputSize: number } {
   const file = path.join(dir, 'info.json');
   if (!fs.existsSync(file)) throw new InputError({ file: dir }, 'not a trained network folder (no info.json)', "make one with 'metad2a train-arch --out <dir>'");
   let info: TrainedNetworkInfo;
@@ -126,15 +180,36 @@ export function loadTrainedNetwork(dir: string): { net: Nb201Network; info: Trai
   } catch (e) {
     throw new InputError({ file }, `not valid JSON: ${(e as Error).message}`);
   }
+  if (info === null || typeof info !== 'object') throw new InputError({ file }, 'expected a JSON object');
   if (info.format !== TRAINED_FORMAT) throw new InputError({ file, field: 'format' }, `expected '${TRAINED_FORMAT}', got '${String(info.format)}'`);
-  if (info.space !== 'nb201') throw new InputError({ file, field: 'space' }, `unsupported space '${String(info.space)}'`);
-  const net = new Nb201Network(parseNb201(info.arch, { file, field: 'arch' }), { ...info.config });
-  const ckpt = path.join(dir, 'network.json');
+  if (typeof info.space !== 'string' || !SPACE_NAMES.includes(info.space)) {
+    throw new InputError({ file, field: 'space' }, `unsupported space '${String(info.space)}'`, `known: ${SPACE_NAMES.join(', ')}`);
+  }
+  if (typeof info.arch !== 'string') throw new InputError({ file, field: 'arch' }, 'missing');
+  const space = getTrainableSpace(info.space);
+  if (info.space === 'mbv3') {
+    const cfg = validateOfaConfig(info.ofaConfig, { file, field: 'ofaConfig' });
+    let fromArch: string;
+    try {
+      fromArch = space.normalize(info.arch);
+    } catch (e) {
+      throw new InputError({ file, field: 'arch' }, (e as Error).message);
+    }
+    if (formatOfaConfig(cfg) !== fromArch) throw new InputError({ file, field: 'ofaConfig' }, 'differs from arch', 'the folder was edited: restore info.json or train again');
+  }
+  let built: BuiltNetwork;
   try {
-    net.loadStateDict(loadCheckpoint(ckpt).state, { strict: true, source: ckpt });
+    built = space.rebuild(info.arch, info.config, { file, field: 'config' });
   } catch (e) {
-    net.dispose();
+    if (e instanceof MetaD2AError && !(e instanceof InputError)) throw new InputError({ file }, e.message);
     throw e;
   }
-  return { net, info };
+  const ckpt = path.join(dir, 'network.json');
+  try {
+    built.module.loadStateDict(loadCheckpoint(ckpt).state, { strict: true, source: ckpt });
+  } catch (e) {
+    built.dispose();
+    throw e;
+  }
+  return { net: built.module, info, inputSize: built.inputSize };
 }

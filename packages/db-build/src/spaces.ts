@@ -4,8 +4,8 @@ import type { Module } from '@metad2a/nn';
 import { RECIPES, type TrainableNetwork, type TrainRecipe } from '@metad2a/arch-training';
 import { formatNb201, Nb201Network, nb201Space, parseNb201, type Nb201NetConfig } from '@metad2a/search-space-201';
 import { canonicalOfaKey, formatOfaConfig, OfaSubnet, parseOfaConfig, sampleOfaConfig } from '@metad2a/search-space-mbv3';
-import { registerDbRecipes } from './recipes.js';
-import { MBV3_RECIPE_DEPTH, type SpaceRecipe } from './recipes-mbv3.js';
+import { DEFAULT_DB_RECIPE, registerDbRecipes } from './recipes.js';
+import { DEFAULT_MBV3_RECIPE, MBV3_RECIPE_DEPTH, type SpaceRecipe } from './recipes-mbv3.js';
 
 /** A network the job can train and then free. */
 export type DisposableNetwork = TrainableNetwork & { dispose(): void };
@@ -46,11 +46,23 @@ export function recipesForSpace(space: string): string[] {
   return Object.values(RECIPES).filter((r) => recipeSpaceOf(r) === space).map((r) => r.id);
 }
 
+/** The default cheap recipe of a space (what train-arch and build-database use when none is named). */
+export function defaultRecipeFor(space: string): string {
+  if (space === 'mbv3') return DEFAULT_MBV3_RECIPE;
+  if (space === 'nb201') return DEFAULT_DB_RECIPE;
+  const own = recipesForSpace(space);
+  if (own.length === 0) throw new ConfigError('recipe', `no recipe is registered for space '${space}'`);
+  return own[0];
+}
+
 /** A recipe's width/depth mean different things per space, so a recipe is only used with its own space. */
 export function checkRecipeForSpace(space: string, recipe: TrainRecipe): void {
   const own = recipeSpaceOf(recipe);
   if (own !== space) {
-    throw new ConfigError('recipe', `'${recipe.id}' is a recipe for ${own} networks, not ${space}`, `use a ${space} recipe: ${recipesForSpace(space).join(', ') || '(none registered)'}`);
+    throw new ConfigError('recipe', `'${recipe.id}' is a recipe for ${own} networks, not ${space}`, `${space} recipes: ${recipesForSpace(space).join(', ') || '(none registered)'}`);
+  }
+  if (space === 'mbv3' && recipe.depth !== MBV3_RECIPE_DEPTH) {
+    throw new ConfigError('recipe.depth', `an MBV3 recipe's depth must be ${MBV3_RECIPE_DEPTH}, got ${recipe.depth}`, "a subnet's depth is its config's d; do not override --depth for mbv3");
   }
 }
 
@@ -136,9 +148,6 @@ export const mbv3Trainable: TrainableSpace = {
   functionalKey: (arch) => canonicalOfaKey(parseOfaConfig(arch, { field: 'arch' })),
   build(arch, recipe, numClasses, rng) {
     checkRecipeForSpace('mbv3', recipe);
-    if (recipe.depth !== MBV3_RECIPE_DEPTH) {
-      throw new ConfigError('recipe.depth', `an MBV3 recipe's depth must be ${MBV3_RECIPE_DEPTH}, got ${recipe.depth}`, "a subnet's depth is its config's d; do not override --depth for mbv3");
-    }
     return mbv3Built(arch, { resolution: recipe.inputSize, numClasses, widthMult: recipe.width / 100, dropout: 0.2 }, rng);
   },
   rebuild(arch, config, loc = {}) {

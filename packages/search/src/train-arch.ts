@@ -84,7 +84,7 @@ export function normalizeArch(space: TrainableSpace, arch: string): string {
       } catch {
         continue;
       }
-      throw new ConfigError('space', `the architecture is not a ${space.id} one but a ${other} one`, `pass --space ${other}`);
+      throw new ConfigError('space', `the architecture is of space ${other}, not ${space.id}`, `pass --space ${other}`);
     }
     throw e;
   }
@@ -98,18 +98,28 @@ function spaceExtras(space: string, arch: string): Pick<TrainedNetworkInfo, 'ofa
 }
 
 /**
+ * The checks train-arch can make before reading any image: the space exists, the architecture is one
+ * of it (else which --space it belongs to), the recipe (default: the space's) is for it, and the
+ * overridden recipe is valid. Returns the canonical architecture and the recipe to train with.
+ */
+export function resolveTrainSetup(o: Pick<TrainArchOptions, 'space' | 'arch' | 'recipe' | 'overrides'>): { space: TrainableSpace; arch: string; recipe: TrainRecipe } {
+  const space = getTrainableSpace(o.space);
+  const arch = normalizeArch(space, o.arch);
+  const base = o.recipe === undefined ? resolveRecipe(defaultRecipeFor(space.id)) : typeof o.recipe === 'string' ? resolveRecipe(o.recipe) : o.recipe;
+  const recipe: TrainRecipe = { ...base, ...o.overrides, id: o.overrides && Object.keys(o.overrides).length ? `${base.id}+custom` : base.id };
+  checkRecipeForSpace(space.id, recipe);
+  validateRecipe(recipe);
+  return { space, arch, recipe };
+}
+
+/**
  * Train an architecture of the search space from scratch on an image dataset: per class, a seeded
  * split into held-out test images (testFraction) and training images (capped by the recipe's
  * maxTrainPerClass), images resized to the recipe's input size and normalised with the training
  * images' channel statistics; the recipe's SGD schedule; top-1 on the held-out images.
  */
 export async function trainArchOnDataset(o: TrainArchOptions): Promise<TrainArchResult> {
-  const space = getTrainableSpace(o.space);
-  const arch = normalizeArch(space, o.arch);
-  const base = o.recipe === undefined ? resolveRecipe(defaultRecipeFor(space.id)) : typeof o.recipe === 'string' ? resolveRecipe(o.recipe) : o.recipe;
-  checkRecipeForSpace(space.id, base);
-  const recipe: TrainRecipe = { ...base, ...o.overrides, id: o.overrides && Object.keys(o.overrides).length ? `${base.id}+custom` : base.id };
-  validateRecipe(recipe);
+  const { space, arch, recipe } = resolveTrainSetup(o);
   const seed = o.seed ?? 0;
   const testFraction = o.testFraction ?? 0.2;
   if (!(testFraction > 0 && testFraction < 1)) throw new ConfigError('test-fraction', `${testFraction}`, 'a number between 0 and 1');

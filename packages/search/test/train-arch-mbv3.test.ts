@@ -174,8 +174,8 @@ describe('train-arch for MBV3 subnets', () => {
       return 'no error';
     };
     const nb201 = '|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|';
-    expect(await err({ space: 'nb201', recipe: 'tiny-c4n1-16px-1ep' })).toMatch(/not a nb201 one but a mbv3 one.*--space mbv3/);
-    expect(await err({ arch: nb201 })).toMatch(/not a mbv3 one but a nb201 one.*--space nb201/);
+    expect(await err({ space: 'nb201', recipe: 'tiny-c4n1-16px-1ep' })).toMatch(/architecture is of space mbv3, not nb201.*pass --space mbv3/);
+    expect(await err({ arch: nb201 })).toMatch(/architecture is of space nb201, not mbv3.*pass --space nb201/);
     expect(await err({ recipe: 'tiny-c4n1-16px-1ep' })).toMatch(/'tiny-c4n1-16px-1ep' is a recipe for nb201 networks, not mbv3.*tiny-mbv3-w100-32px-1ep/);
     expect(await err({ space: 'nb201', arch: nb201, recipe: TINY_MBV3 })).toMatch(/is a recipe for mbv3 networks, not nb201/);
     expect(await err({ overrides: { depth: 2 } })).toMatch(/depth must be 1/);

@@ -3,6 +3,8 @@ import { InputError, Rng, type ArchDag } from '@metad2a/core';
 import { GRUCell, Linear, Module, ReLU, Sequential, Sigmoid } from '@metad2a/nn';
 import { packGraphs, type GraphBatch, type ModelSpace } from './graph-batch.js';
 import { GruWeights, MessageWeights, affine, oneHotRows, type GateInputs } from './message-passing.js';
+import { fusedAddon } from '@metad2a/kernels-blas';
+import { gatedRecurrence, type RecurrenceVertex } from './recurrence.js';
 
 export type DecodeMode = 'argmax' | 'sample';
 
@@ -225,6 +227,8 @@ export class DagDecoder extends Module {
       if (s !== n) throw new InputError({ record: b, field: 'types' }, `teacher forcing needs graphs of exactly ${n} vertices, got ${s}`);
     });
     const nvt = this.nvt;
+    const addon = fusedAddon();
+    if (addon) return this.teacherForcedFused(addon, z, batch);
     {
       const prep = this.prepare();
       const gi = (v: number) => prep.gw.inputGates(oneHotRows(Int32Array.from({ length: B }, (_, b) => types[b * n + v]), nvt));
@@ -280,6 +284,62 @@ export class DagDecoder extends Module {
       const logits = edgeLogits.length === 1 ? edgeLogits[0] : (tf.concat(edgeLogits, 0) as tf.Tensor1D);
       return { typeLogProbs, edgeLogits: logits, edgeTargets: tf.tensor1d(Float32Array.from(edgeTargets)) };
     }
+  }
+
+  /**
+   * teacherForcedTerms with the state recursion (GRU updates and gated messages) as one host op
+   * (gatedRecurrence) and the add_vertex / add_edge MLPs batched over all steps and decisions.
+   * Same values and gradients as the per-step composition.
+   */
+  private teacherForcedFused(addon: NonNullable<ReturnType<typeof fusedAddon>>, z: tf.Tensor2D, batch: GraphBatch) {
+    const { B, n, types, adj } = batch;
+    const nvt = this.nvt;
+    const typesAt = (v: number) => Int32Array.from({ length: B }, (_, b) => types[b * n + v]);
+    const vertices: RecurrenceVertex[] = [{ v: 0, types: new Int32Array(B).fill(this.space.startType), steps: [{ add: [] }], init: true }];
+    const finalStep: number[] = [0];
+    let nextStep = 1;
+    const reads: Int32Array[] = [];
+    const edgeTargets = new Float32Array(((n * (n - 1)) / 2) * B);
+    let e = 0;
+    for (let v = 1; v < n; v++) {
+      const steps: RecurrenceVertex['steps'] = [{ add: [] }];
+      let cur = nextStep++;
+      for (let vi = v - 1; vi >= 0; vi--) {
+        reads.push(Int32Array.of(finalStep[vi], cur));
+        const col = new Float32Array(B);
+        let any = false;
+        let all = true;
+        for (let b = 0; b < B; b++) {
+          col[b] = adj[(b * n + vi) * n + v];
+          edgeTargets[e * B + b] = col[b];
+          if (col[b]) any = true;
+          else all = false;
+        }
+        e++;
+        if (!any) continue; // state unchanged: the next decision reads the same step
+        steps.push({ add: [{ s: vi, mask: all ? null : col }] });
+        cur = nextStep++;
+      }
+      finalStep[v] = cur;
+      vertices.push({ v, types: typesAt(v), steps });
+    }
+    const h0 = tf.tanh(this.fc3.forward(z)) as tf.Tensor2D;
+    const { finals, reads: pairs } = gatedRecurrence(
+      addon,
+      { gru: this.grud, gate: this.decoding_gate.layers[0] as Linear, mapper: this.decoding_mapper.layers[0] as Linear },
+      { B, n, vertices, reads, readWidth: 2 },
+      h0,
+    );
+    const hs = this.hs;
+    // add_vertex on the final states of vertices 0..n-2 (step-major, as the per-step logits)
+    const last = finals.slice([0, 0, 0], [n - 1, B, hs]).reshape([(n - 1) * B, hs]);
+    const typeLogits = this.add_vertex.forward(last) as tf.Tensor2D;
+    const trueTypes = new Int32Array((n - 1) * B);
+    for (let v = 1; v < n; v++) for (let b = 0; b < B; b++) trueTypes[(v - 1) * B + b] = types[b * n + v];
+    const typeLogProbs = tf.sum(tf.logSoftmax(typeLogits).mul(oneHotRows(trueTypes, nvt)), 1) as tf.Tensor1D;
+    // add_edge on [h_vi ; h_v] of every decision
+    const edgeLogits = this.add_edge.forward(pairs!.reshape([reads.length * B, 2 * hs])).reshape([-1]) as tf.Tensor1D;
+    return { typeLogProbs, edgeLogits, edgeTargets: tf.tensor1d(edgeTargets.subarray(0, e * B)) };
   }
 }
 

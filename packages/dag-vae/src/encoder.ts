@@ -3,6 +3,8 @@ import type { ArchDag, Rng } from '@metad2a/core';
 import { GRUCell, Linear, Module, Sequential, Sigmoid } from '@metad2a/nn';
 import { packGraphs, type GraphBatch, type ModelSpace } from './graph-batch.js';
 import { GruWeights, MessageWeights, oneHotRows } from './message-passing.js';
+import { fusedAddon, type BlasAddon } from '@metad2a/kernels-blas';
+import { gatedRecurrence, type RecurrenceVertex } from './recurrence.js';
 
 /**
  * D-VAE's bidirectional asynchronous message-passing graph encoder with vertex-id one-hots ("vid"),
@@ -58,6 +60,25 @@ export class DagEncoder extends Module {
   graphState(graphs: readonly ArchDag[] | GraphBatch, options: { dedupe?: boolean } = {}): tf.Tensor2D {
     const batch = Array.isArray(graphs) ? packGraphs(graphs as ArchDag[], this.space) : (graphs as GraphBatch);
     if (options.dedupe) return this.graphStateDeduped(batch);
+    const addon = fusedAddon();
+    if (addon) {
+      return tf.tidy(() => {
+        const fwd = this.propagateFused(addon, batch, false);
+        const bwd = this.propagateFused(addon, batch, true);
+        const { B, n, sizes } = batch;
+        const hs = this.hs;
+        let hf: tf.Tensor2D;
+        if (sizes.every((s) => s === n)) hf = fwd.slice([n - 1, 0, 0], [1, B, hs]).reshape([B, hs]);
+        else {
+          // each graph's state at its last vertex: a 0/1 selection summed over vertices
+          const sel = new Float32Array(n * B);
+          for (let b = 0; b < B; b++) sel[(sizes[b] - 1) * B + b] = 1;
+          hf = fwd.mul(tf.tensor3d(sel, [n, B, 1])).sum(0) as tf.Tensor2D;
+        }
+        const hb = bwd.slice([0, 0, 0], [1, B, hs]).reshape([B, hs]);
+        return this.hg_unify.forward(tf.concat([hf, hb], 1)) as tf.Tensor2D;
+      });
+    }
     return tf.tidy(() => {
       const fwd = this.propagate(batch, false);
       const bwd = this.propagate(batch, true);
@@ -150,6 +171,34 @@ export class DagEncoder extends Module {
       tf.dispose(kept);
     }
     return { ids, states };
+  }
+
+  /** All vertex states [n, B, hs] of one direction as one host op (see gatedRecurrence). */
+  private propagateFused(addon: BlasAddon, batch: GraphBatch, reverse: boolean): tf.Tensor3D {
+    const { B, n, types, adj } = batch;
+    const vertices: RecurrenceVertex[] = [];
+    for (let k = 0; k < n; k++) {
+      const v = reverse ? n - 1 - k : k;
+      const add: RecurrenceVertex['steps'][number]['add'] = [];
+      if (k > 0) {
+        for (const s of reverse ? range(v + 1, n) : range(0, v)) {
+          const col = new Float32Array(B);
+          let any = false;
+          let all = true;
+          for (let b = 0; b < B; b++) {
+            col[b] = reverse ? adj[(b * n + v) * n + s] : adj[(b * n + s) * n + v];
+            if (col[b]) any = true;
+            else all = false;
+          }
+          if (any) add.push({ s, mask: all ? null : col });
+        }
+      }
+      vertices.push({ v, types: Int32Array.from({ length: B }, (_, b) => types[b * n + v]), steps: [{ add }] });
+    }
+    const p = reverse
+      ? { gru: this.grue_backward, gate: this.gate_backward.layers[0] as Linear, mapper: this.mapper_backward.layers[0] as Linear }
+      : { gru: this.grue_forward, gate: this.gate_forward.layers[0] as Linear, mapper: this.mapper_forward.layers[0] as Linear };
+    return gatedRecurrence(addon, p, { B, n, vertices }).finals;
   }
 
   /** Vertex states [n] x [B, hs] of one direction (padding vertices hold unused values). */

@@ -954,6 +954,254 @@ static napi_value js_depthwise_bp_filter(napi_env env, napi_callback_info info) 
   return NULL;
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Plain strided sgemm with accumulation, for hand-written fused ops (forward and backward passes
+// that sum weight gradients over many steps): C = alpha op(A) op(B) + beta C, row-major, with
+// leading dimensions, on any Float32Arrays (subarray views select sub-matrices).
+// gemm(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc)
+static napi_value js_gemm(napi_env env, napi_callback_info info) {
+  GET_ARGS(13);
+  int ta = get_bool(env, argv[0]), tb = get_bool(env, argv[1]);
+  long M = get_long(env, argv[2]), N = get_long(env, argv[3]), K = get_long(env, argv[4]);
+  float alpha = (float)get_double(env, argv[5]);
+  F32(6, a);
+  long lda = get_long(env, argv[7]);
+  F32(8, b);
+  long ldb = get_long(env, argv[9]);
+  float beta = (float)get_double(env, argv[10]);
+  F32(11, c);
+  long ldc = get_long(env, argv[12]);
+  if (M <= 0 || N <= 0) return NULL;
+  // extents of the operands as stored (rows x cols)
+  long ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+  if (ldc < N || (size_t)((M - 1) * ldc + N) > c_len) return throw_err(env, "kernels_blas: gemm output too small");
+  if (K <= 0) {
+    for (long i = 0; i < M; i++)
+      for (long j = 0; j < N; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return NULL;
+  }
+  if (lda < ac || (size_t)((ar - 1) * lda + ac) > a_len) return throw_err(env, "kernels_blas: gemm A too small");
+  if (ldb < bc || (size_t)((br - 1) * ldb + bc) > b_len) return throw_err(env, "kernels_blas: gemm B too small");
+  if (use_blas_pool(M, N, K)) blas_threads(g_threads);
+  else blas_threads(1);
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha,
+              a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+  return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise parts of a GRU cell and of D-VAE's gated message, for host-side fused ops (the
+// gemms are separate calls). Gate order (r, z, n) as torch.nn.GRUCell.
+// exp by range reduction and Cephes' degree-6 polynomial (within ~2 ulp of expf), branch-free so
+// that the loops below vectorise; arguments are clamped to the finite range.
+static inline float fexp(float x) {
+  x = x < -87.3f ? -87.3f : x;
+  x = x > 88.3f ? 88.3f : x;
+  // round to nearest by the 1.5 * 2^23 trick (vectorises, unlike rintf)
+  const float k = (x * 1.44269504089f + 12582912.0f) - 12582912.0f;
+  float r = x - k * 0.693359375f;
+  r = r - k * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const int32_t e = ((int32_t)k + 127) << 23;
+  float scale;
+  memcpy(&scale, &e, sizeof scale);
+  return p * scale;
+}
+static inline float sigm(float x) { return 1.0f / (1.0f + fexp(-x)); }
+// tanh: (1 - e^-2|x|) / (1 + e^-2|x|) with the sign restored; a Taylor polynomial near 0, where the
+// quotient would lose relative accuracy.
+static inline float ftanh(float x) {
+  const float ax = fabsf(x);
+  const float t = fexp(-2.0f * ax);
+  const float big = (1.0f - t) / (1.0f + t);
+  const float x2 = ax * ax;
+  const float small = ax * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f)));
+  const float y = ax < 0.0625f ? small : big;
+  return copysignf(y, x);
+}
+
+// One graph's row of the GRU forward; separate loops with and without a hidden input keep the
+// loop bodies branch-free (restrict: lets the compiler vectorise).
+HOT static void gru_row(const float *restrict gi, const float *restrict g, const float *restrict bhh,
+                           const float *restrict hin, float *restrict r, float *restrict z, float *restrict nn,
+                           float *restrict ghn, float *restrict h, long H) {
+  if (g && hin) {
+    for (long j = 0; j < H; j++) {
+      const float hn = g[2 * H + j] + bhh[2 * H + j];
+      const float rr = sigm(gi[j] + g[j] + bhh[j]);
+      const float zz = sigm(gi[H + j] + g[H + j] + bhh[H + j]);
+      const float nv = ftanh(gi[2 * H + j] + rr * hn);
+      r[j] = rr;
+      z[j] = zz;
+      nn[j] = nv;
+      ghn[j] = hn;
+      h[j] = nv + zz * (hin[j] - nv);
+    }
+  } else {
+    for (long j = 0; j < H; j++) {
+      const float hn = bhh[2 * H + j];
+      const float rr = sigm(gi[j] + bhh[j]);
+      const float zz = sigm(gi[H + j] + bhh[H + j]);
+      const float nv = ftanh(gi[2 * H + j] + rr * hn);
+      r[j] = rr;
+      z[j] = zz;
+      nn[j] = nv;
+      ghn[j] = hn;
+      h[j] = nv - zz * nv;
+    }
+  }
+}
+
+// gruFwd(table, types, gh, bhh, hIn, r, z, nn, ghn, h, B, H)
+// gi row of graph b = table[types[b]] ([nvt, 3H]); gh = hIn W_hh^T [B, 3H] without bias, or null
+// when the hidden input is zero (hIn null too).
+HOT static napi_value js_gru_fwd(napi_env env, napi_callback_info info) {
+  GET_ARGS(12);
+  F32(0, table);
+  int32_t *types;
+  size_t types_len;
+  if (!get_i32arr(env, argv[1], &types, &types_len)) return throw_err(env, "kernels_blas: types must be an Int32Array");
+  F32(2, gh);
+  F32(3, bhh);
+  F32(4, hin);
+  F32(5, r);
+  F32(6, z);
+  F32(7, nn);
+  F32(8, ghn);
+  F32(9, h);
+  long B = get_long(env, argv[10]), H = get_long(env, argv[11]);
+  const size_t BH = (size_t)B * H, H3 = 3 * (size_t)H;
+  if ((size_t)B > types_len || bhh_len < H3 || r_len < BH || z_len < BH || nn_len < BH || ghn_len < BH || h_len < BH ||
+      (gh && gh_len < B * H3) || (hin && hin_len < BH) || (!gh) != (!hin))
+    return throw_err(env, "kernels_blas: gruFwd: bad sizes");
+  for (long b = 0; b < B; b++) {
+    if ((size_t)(types[b] + 1) * H3 > table_len || types[b] < 0) return throw_err(env, "kernels_blas: gruFwd: type out of range");
+    const size_t o = (size_t)b * H;
+    gru_row(table + (size_t)types[b] * H3, gh ? gh + b * H3 : NULL, bhh, hin ? hin + o : NULL, r + o, z + o, nn + o, ghn + o,
+            h + o, H);
+  }
+  return NULL;
+}
+
+// gruBwd(dh, hIn, r, z, nn, ghn, types, dgh, dhIn, dTable, dbhh, B, H)
+// Writes dgh [B, 3H] (gradient of the hidden-side pre-activations; the input side equals it except
+// for n: dgi_n = dgh_n / r, accumulated into dTable[types[b]]), dhIn = dh * z (the direct part;
+// null when hIn is null), and accumulates dbhh.
+HOT static napi_value js_gru_bwd(napi_env env, napi_callback_info info) {
+  GET_ARGS(13);
+  F32(0, dh);
+  F32(1, hin);
+  F32(2, r);
+  F32(3, z);
+  F32(4, nn);
+  F32(5, ghn);
+  int32_t *types;
+  size_t types_len;
+  if (!get_i32arr(env, argv[6], &types, &types_len)) return throw_err(env, "kernels_blas: types must be an Int32Array");
+  F32(7, dgh);
+  F32(8, dhin);
+  F32(9, dtable);
+  F32(10, dbhh);
+  long B = get_long(env, argv[11]), H = get_long(env, argv[12]);
+  const size_t BH = (size_t)B * H, H3 = 3 * (size_t)H;
+  if ((size_t)B > types_len || dh_len < BH || r_len < BH || z_len < BH || nn_len < BH || ghn_len < BH || dgh_len < B * H3 ||
+      dbhh_len < H3 || (hin && (hin_len < BH || dhin_len < BH)))
+    return throw_err(env, "kernels_blas: gruBwd: bad sizes");
+  for (long b = 0; b < B; b++) {
+    if ((size_t)(types[b] + 1) * H3 > dtable_len || types[b] < 0) return throw_err(env, "kernels_blas: gruBwd: type out of range");
+    float *dt = dtable + (size_t)types[b] * H3;
+    float *g = dgh + b * H3;
+    const size_t o = (size_t)b * H;
+    for (long j = 0; j < H; j++) {
+      const size_t i = o + j;
+      const float zz = z[i], nv = nn[i], rr = r[i], d = dh[i];
+      const float x = hin ? hin[i] : 0.0f;
+      const float dn = d * (1.0f - zz);
+      const float dz = d * (x - nv);
+      if (hin) dhin[i] = d * zz;
+      const float dpn = dn * (1.0f - nv * nv);
+      const float dpr = dpn * ghn[i] * rr * (1.0f - rr);
+      const float dpz = dz * zz * (1.0f - zz);
+      g[j] = dpr;
+      g[H + j] = dpz;
+      g[2 * H + j] = dpn * rr;
+      dt[j] += dpr;
+      dt[H + j] += dpz;
+      dt[2 * H + j] += dpn;
+      dbhh[j] += dpr;
+      dbhh[H + j] += dpz;
+      dbhh[2 * H + j] += dpn * rr;
+    }
+  }
+  return NULL;
+}
+
+// msgFwd(a, c, m, wg, bg, wm, W, v, B, H): a = h Wg[:, :H]^T and c = h Wm[:, :H]^T on entry; adds
+// the vid column v (and bg), then a <- g = sigmoid(a), c <- c + vid, m = g * c.
+HOT static napi_value js_msg_fwd(napi_env env, napi_callback_info info) {
+  GET_ARGS(10);
+  F32(0, a);
+  F32(1, c);
+  F32(2, m);
+  F32(3, wg);
+  F32(4, bg);
+  F32(5, wm);
+  long W = get_long(env, argv[6]), v = get_long(env, argv[7]), B = get_long(env, argv[8]), H = get_long(env, argv[9]);
+  const size_t BH = (size_t)B * H;
+  if (a_len < BH || c_len < BH || m_len < BH || bg_len < (size_t)H || H + v >= W || wg_len < (size_t)H * W || wm_len < (size_t)H * W)
+    return throw_err(env, "kernels_blas: msgFwd: bad sizes");
+  for (long b = 0; b < B; b++) {
+    const size_t o = (size_t)b * H;
+    for (long j = 0; j < H; j++) {
+      const float g = sigm(a[o + j] + wg[j * W + H + v] + bg[j]);
+      const float cc = c[o + j] + wm[j * W + H + v];
+      a[o + j] = g;
+      c[o + j] = cc;
+      m[o + j] = g * cc;
+    }
+  }
+  return NULL;
+}
+
+// msgBwd(dm, g, c, da, dc, dWg, dbg, dWm, W, v, B, H): da = dm c g (1-g), dc = dm g; accumulates the
+// vid column v of dWg and dWm, and dbg.
+HOT static napi_value js_msg_bwd(napi_env env, napi_callback_info info) {
+  GET_ARGS(12);
+  F32(0, dm);
+  F32(1, g);
+  F32(2, c);
+  F32(3, da);
+  F32(4, dc);
+  F32(5, dwg);
+  F32(6, dbg);
+  F32(7, dwm);
+  long W = get_long(env, argv[8]), v = get_long(env, argv[9]), B = get_long(env, argv[10]), H = get_long(env, argv[11]);
+  const size_t BH = (size_t)B * H;
+  if (dm_len < BH || g_len < BH || c_len < BH || da_len < BH || dc_len < BH || dbg_len < (size_t)H || H + v >= W ||
+      dwg_len < (size_t)H * W || dwm_len < (size_t)H * W)
+    return throw_err(env, "kernels_blas: msgBwd: bad sizes");
+  for (long b = 0; b < B; b++) {
+    const size_t o = (size_t)b * H;
+    for (long j = 0; j < H; j++) {
+      const float gg = g[o + j];
+      const float x = dm[o + j] * c[o + j] * gg * (1.0f - gg);
+      const float y = dm[o + j] * gg;
+      da[o + j] = x;
+      dc[o + j] = y;
+      dwg[j * W + H + v] += x;
+      dbg[j] += x;
+      dwm[j * W + H + v] += y;
+    }
+  }
+  return NULL;
+}
 // ---------------------------------------------------------------------------------------------
 #define EXPORT(name, fn)                                                   \
   do {                                                                     \
@@ -967,6 +1215,11 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("getThreads", js_get_threads);
   EXPORT("config", js_config);
   EXPORT("bmm", js_bmm);
+  EXPORT("gemm", js_gemm);
+  EXPORT("gruFwd", js_gru_fwd);
+  EXPORT("gruBwd", js_gru_bwd);
+  EXPORT("msgFwd", js_msg_fwd);
+  EXPORT("msgBwd", js_msg_bwd);
   EXPORT("epilogue", js_epilogue);
   EXPORT("conv2d", js_conv2d);
   EXPORT("conv2dBackpropInput", js_conv2d_bp_input);

@@ -16,6 +16,31 @@ export interface BlasAddon {
     a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number,
     transA: boolean, transB: boolean, aIdx: Int32Array | null, bIdx: Int32Array | null,
   ): void;
+  /**
+   * C = alpha op(A) op(B) + beta C, row-major with leading dimensions (subarrays select blocks).
+   * For hand-written fused ops that accumulate gradients over many steps.
+   */
+  gemm(
+    transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+    a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
+  ): void;
+  /** GRU cell elementwise forward (gates r, z, n); gh and hIn null together for a zero hidden input. */
+  gruFwd(
+    table: Float32Array, types: Int32Array, gh: Float32Array | null, bhh: Float32Array, hIn: Float32Array | null,
+    r: Float32Array, z: Float32Array, nn: Float32Array, ghn: Float32Array, h: Float32Array, B: number, H: number,
+  ): void;
+  /** GRU cell elementwise backward: writes dgh and dhIn (direct part), accumulates dTable rows and dbhh. */
+  gruBwd(
+    dh: Float32Array, hIn: Float32Array | null, r: Float32Array, z: Float32Array, nn: Float32Array, ghn: Float32Array,
+    types: Int32Array, dgh: Float32Array, dhIn: Float32Array | null, dTable: Float32Array, dbhh: Float32Array, B: number, H: number,
+  ): void;
+  /** D-VAE gated message forward from the two projections (vid column v added here). */
+  msgFwd(a: Float32Array, c: Float32Array, m: Float32Array, wg: Float32Array, bg: Float32Array, wm: Float32Array, W: number, v: number, B: number, H: number): void;
+  /** Its backward: da, dc and the vid-column / bias gradients. */
+  msgBwd(
+    dm: Float32Array, g: Float32Array, c: Float32Array, da: Float32Array, dc: Float32Array, dWg: Float32Array, dbg: Float32Array,
+    dWm: Float32Array, W: number, v: number, B: number, H: number,
+  ): void;
   /** In place y = act(y + bias); modes 0 none, 1 scalar, 2 per last-dim column, 3 full. */
   epilogue(
     y: Float32Array, n: number, bias: Float32Array | null, biasMode: number, act: number, alpha: number,

@@ -180,3 +180,16 @@ export function blasAddon(): BlasAddon | null {
 
 export { resolveThreads } from './threads.js';
 export { loadAddonFrom, type AddonLoad, type BlasAddon } from './addon.js';
+export { hostView } from './host.js';
+
+/**
+ * The addon when hand-written fused host ops should run: our kernels are registered on the current
+ * backend (wasm or cpu) and METAD2A_FUSED is not 'off'. Null otherwise: callers then use their
+ * tfjs compositions (also the reference the fused ops are tested against).
+ */
+export function fusedAddon(): BlasAddon | null {
+  if ((process.env.METAD2A_FUSED ?? '').toLowerCase() === 'off') return null;
+  const name = tf.getBackend();
+  if (!replaced.has(name)) return null;
+  return loadAddon().addon;
+}

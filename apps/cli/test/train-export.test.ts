@@ -7,6 +7,9 @@ import { Rng } from '@metad2a/core';
 import { initBackend } from '@metad2a/nn';
 import { Nb201Network, parseNb201 } from '@metad2a/search-space-201';
 import { loadTfjsModel, loadTrainedNetwork, nb201ToLayersModel, saveTfjsModel } from '@metad2a/search';
+import { openDataset, resizeRgb } from '@metad2a/data-pipeline';
+import { normalizeImages } from '@metad2a/arch-training';
+import { OfaSubnet } from '@metad2a/search-space-mbv3';
 import { cli, metad2a, root } from './fixture.js';
 
 const ARCH = '|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|';
@@ -109,5 +112,101 @@ describe('metad2a train-arch + export', () => {
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/training needs images, this is a features file/);
+  });
+
+  it('trains an OFA MobileNetV3 subnet (--space mbv3, 32 px) on 2 classes, exports its arch + OFA config JSON and a TensorFlow.js model', async () => {
+    // the smallest subnet, 20 steps of 6 images: BN running statistics move far enough from their
+    // initial values that the logits differ per image (after 1 step every image gives the same logits)
+    const cfg = { ks: Array(20).fill(3), e: Array(20).fill(3), d: [2, 2, 2, 2, 2] };
+    cfg.ks[4] = 7;
+    cfg.e[9] = 6;
+    const arch = JSON.stringify(cfg);
+    const out = path.join(dir, 'mbv3');
+    const r = await metad2a(
+      ['train-arch', '--space', 'mbv3', '-a', arch, '-d', images, '--classes', 'airplane,ship', '--recipe', 'tiny-mbv3-w100-32px-1ep', '--epochs', '20', '--batch-size', '6', '--test-fraction', '0.25', '-o', out],
+      { cwd: dir },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/, mbv3, recipe tiny-mbv3-w100-32px-1ep\+custom/);
+    expect(r.stdout).toMatch(/^epoch 20: /m);
+    const m = /test accuracy ([\d.]+)% on (\d+) held-out images \(train ([\d.]+)% on (\d+)\); ([\d.]+) M params/.exec(r.stdout);
+    expect(m).not.toBeNull();
+    expect(Number(m![2])).toBe(2);
+    expect(Number(m![4])).toBe(6);
+    const { net, info, inputSize } = loadTrainedNetwork(out);
+    expect(net).toBeInstanceOf(OfaSubnet);
+    expect(Number(m![5])).toBeCloseTo(net.numTrainableParameters() / 1e6, 3);
+    expect(info).toMatchObject({ space: 'mbv3', arch, ofaConfig: cfg, classes: ['airplane', 'ship'] });
+    expect(info.config).toEqual({ resolution: 32, numClasses: 2, widthMult: 1, dropout: 0.2 });
+    expect(inputSize).toBe(32);
+
+    const e = await metad2a(['export', '--trained', out, '-o', path.join(dir, 'mbv3-arch.json')], { cwd: dir });
+    expect(e.stderr).toBe('');
+    expect(e.code).toBe(0);
+    expect(e.stdout.split('\n')[0]).toBe(arch);
+    const archJson = JSON.parse(fs.readFileSync(path.join(dir, 'mbv3-arch.json'), 'utf8'));
+    expect(archJson).toMatchObject({ space: 'mbv3', arch, ofaConfig: cfg });
+    expect(archJson.dag.types).toHaveLength(22);
+    // the smallest w1.0 subnet at 224 px is about 140 MFLOPs in once-for-all's count
+    expect(archJson.cost.mflops).toBeGreaterThan(100);
+    expect(archJson.cost.mflops).toBeLessThan(200);
+    const tfjsDir = path.join(out, 'tfjs');
+    const json = JSON.parse(fs.readFileSync(path.join(tfjsDir, 'model.json'), 'utf8'));
+    expect(json.userDefinedMetadata).toMatchObject({ space: 'mbv3', arch, ofaConfig: cfg, inputSize: 32, classes: ['airplane', 'ship'] });
+    // only standard layers
+    for (const l of json.modelTopology.config.layers) {
+      expect(['InputLayer', 'ZeroPadding2D', 'Conv2D', 'DepthwiseConv2D', 'BatchNormalization', 'ReLU', 'Multiply', 'Add', 'GlobalAveragePooling2D', 'Reshape', 'Flatten', 'Dense']).toContain(l.class_name);
+    }
+
+    // real inputs: the fixture images, normalised as the network was trained
+    const ds = await openDataset(images, { split: 'train' });
+    if (ds.kind === 'features') throw new Error('expected images');
+    const imgs = await ds.read(Array.from({ length: ds.labels.length }, (_, i) => i));
+    ds.close();
+    const u8 = new Uint8Array(imgs.length * 32 * 32 * 3);
+    imgs.forEach((img, i) => u8.set(resizeRgb(img, 32, 32).data, i * 32 * 32 * 3));
+    const x = tf.tensor4d(normalizeImages(u8, 3, info.normalization.mean, info.normalization.std), [imgs.length, 32, 32, 3]);
+    const { model } = await loadTfjsModel(tfjsDir);
+    const ref = net.forward(x, false).arraySync() as number[][];
+    const got = (model.predict(x) as tf.Tensor).arraySync() as number[][];
+    let maxDiff = 0;
+    let maxRel = 0;
+    for (let i = 0; i < ref.length; i++) {
+      for (let j = 0; j < 2; j++) {
+        maxDiff = Math.max(maxDiff, Math.abs(got[i][j] - ref[i][j]));
+        maxRel = Math.max(maxRel, Math.abs(got[i][j] - ref[i][j]) / Math.max(1, Math.abs(ref[i][j])));
+      }
+    }
+    // float32 rounding through ~60 layers: 1e-4, relative to the logit where logits exceed 1
+    expect(maxRel).toBeLessThan(1e-4);
+    const col = ref.map((row) => row[0]);
+    expect(Math.max(...col) - Math.min(...col)).toBeGreaterThan(1e-3);
+    console.log(`mbv3 e2e export: max |logit diff| ${maxDiff.toExponential(2)} (relative ${maxRel.toExponential(2)}) on ${ref.length} real images, logits up to ${Math.max(...ref.flat().map(Math.abs)).toFixed(2)}`);
+    x.dispose();
+    model.dispose();
+    net.dispose();
+  });
+
+  it('refuses wrong space/architecture/recipe combinations with one line that names the fix, before reading images', async () => {
+    const ofa = JSON.stringify({ ks: Array(20).fill(5), e: Array(20).fill(4), d: [3, 3, 3, 3, 3] });
+    const fail = async (args: string[]) => {
+      const r = await metad2a(args, { cwd: dir });
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      return r.stderr;
+    };
+    expect(await fail(['train-arch', '-a', ofa, '-d', images])).toMatch(/architecture is of space mbv3, not nb201 \(pass --space mbv3\)/);
+    expect(await fail(['train-arch', '--space', 'mbv3', '-a', ARCH, '-d', images])).toMatch(/architecture is of space nb201, not mbv3 \(pass --space nb201\)/);
+    expect(await fail(['train-arch', '--space', 'mbv3', '-a', ofa, '-d', images, '--recipe', 'tiny-c4n1-16px-1ep'])).toMatch(/'tiny-c4n1-16px-1ep' is a recipe for nb201 networks, not mbv3 \(mbv3 recipes: mbv3-w100-32px-5ep-200pc, tiny-mbv3-w100-32px-1ep\)/);
+    expect(await fail(['train-arch', '-a', ARCH, '-d', images, '--recipe', 'tiny-mbv3-w100-32px-1ep'])).toMatch(/is a recipe for mbv3 networks, not nb201 \(nb201 recipes: .*tiny-c4n1-16px-1ep/);
+    expect(await fail(['train-arch', '--space', 'mbv3', '-a', ofa, '-d', images, '--depth', '3'])).toMatch(/depth must be 1/);
+    // an arch file (as export -o writes it) brings its space along
+    const file = path.join(dir, 'ofa-arch.json');
+    fs.writeFileSync(file, JSON.stringify({ space: 'mbv3', arch: ofa }));
+    expect(await fail(['train-arch', '-a', file, '-d', images, '--recipe', 'tiny-c4n1-16px-1ep'])).toMatch(/is a recipe for nb201 networks, not mbv3/);
+    expect(await fail(['train-arch', '-a', file, '--space', 'nb201', '-d', images])).toMatch(/--space nb201, but .*ofa-arch\.json is a mbv3 architecture \(drop --space or pass --space mbv3\)/);
+    expect(await fail(['export', '--space', 'nb201', '-a', ofa])).toMatch(/architecture is of space mbv3, not nb201 \(pass --space mbv3\)/);
   });
 });

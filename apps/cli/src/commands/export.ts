@@ -24,7 +24,21 @@ interface ExportArgs {
 /** The architecture in the forms users need: canonical string, ops per edge, DAG, costs (NB201) or the OFA config (MBV3). */
 export function archJson(spaceId: string, text: string): Record<string, unknown> {
   const space = spaceById(spaceId);
-  const arch = space.parse(text);
+  let arch: unknown;
+  try {
+    arch = space.parse(text);
+  } catch (e) {
+    // Say which --space the text belongs to, when it parses in another one.
+    for (const other of ['nb201', 'mbv3'].filter((o) => o !== spaceId)) {
+      try {
+        spaceById(other).parse(text);
+      } catch {
+        continue;
+      }
+      throw new ConfigError('space', `the architecture is of space ${other}, not ${spaceId}`, `pass --space ${other}`);
+    }
+    throw e;
+  }
   const canonical = space.format(arch);
   const dag = space.toDag(arch);
   const out: Record<string, unknown> = { space: spaceId, arch: canonical, dag };

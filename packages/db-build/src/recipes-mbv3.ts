@@ -38,6 +38,8 @@ export const MBV3_DB_RECIPES: readonly SpaceRecipe[] = [
   // The MBV3 default: w1.0 at 32 px (the net downsamples 32x, so the last stage sees 1x1), 5 epochs,
   // 200 images per class. Not calibrated against any reference ranking (none exists for MBV3 here).
   { ...base, id: 'mbv3-w100-32px-5ep-200pc', width: 100, inputSize: 32, epochs: 5, batchSize: 64, maxTrainPerClass: 200 },
+  // Half width (the w0.5 supernet's channels): the cheaper proxy.
+  { ...base, id: 'mbv3-w50-32px-5ep-200pc', width: 50, inputSize: 32, epochs: 5, batchSize: 64, maxTrainPerClass: 200 },
   // The tests' recipe: a real training of a full-width subnet in a few seconds.
   { ...base, id: 'tiny-mbv3-w100-32px-1ep', width: 100, inputSize: 32, epochs: 1, batchSize: 20, maxTrainPerClass: 20 },
 ];

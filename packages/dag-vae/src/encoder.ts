@@ -113,9 +113,15 @@ export class DagEncoder extends Module {
     const msgs: Array<Float32Array | null> = new Array(n).fill(null);
     const order = reverse ? Array.from({ length: n }, (_, i) => n - 1 - i) : Array.from({ length: n }, (_, i) => i);
     const edge = (b: number, from: number, to: number) => (reverse ? adj[(b * n + to) * n + from] : adj[(b * n + from) * n + to]);
+    const host = this.hostStepper(reverse);
+    // host path: each sender state's message times W_hh^T, so a receiver's hidden-side gates are a
+    // sum of rows (W_hh (sum m) = sum W_hh m): computed once per distinct sender state instead of
+    // once per distinct receiver state
+    const projected: Array<Float32Array | null> = new Array(n).fill(null);
+    const hs3 = 3 * hs;
     let prep!: { gw: GruWeights; mw: MessageWeights };
     const kept: tf.Tensor[] = [];
-    tf.tidy(() => {
+    if (!host) tf.tidy(() => {
       const gate = (reverse ? this.gate_backward : this.gate_forward).layers[0] as Linear;
       const mapper = (reverse ? this.mapper_backward : this.mapper_forward).layers[0] as Linear;
       prep = { gw: new GruWeights(reverse ? this.grue_backward : this.grue_forward), mw: new MessageWeights(gate, mapper, n) };
@@ -141,11 +147,31 @@ export class DagEncoder extends Module {
         }
         ids[v] = idv;
         const U = reps.length;
+        let gh: Float32Array | null = null;
         // hidden inputs of the distinct rows: sums of the senders' messages (null when none has any)
         let hIn: Float32Array | null = null;
         for (const s of senders) {
           const m = msgs[s];
           if (!m) continue;
+          const P = projected[s];
+          if (host && P) {
+            // the receivers of s and the rows of their sender states, summed natively
+            const dst = new Int32Array(U);
+            const src = new Int32Array(U);
+            let k = 0;
+            for (let u = 0; u < U; u++) {
+              const b = reps[u];
+              if (!edge(b, s, v)) continue;
+              dst[k] = u;
+              src[k++] = ids[s][b];
+            }
+            if (!k) continue;
+            hIn ??= new Float32Array(U * hs);
+            gh ??= new Float32Array(U * hs3);
+            host.addRows(hIn, dst, m, src, k, hs);
+            host.addRows(gh, dst, P, src, k, hs3);
+            continue;
+          }
           for (let u = 0; u < U; u++) {
             const b = reps[u];
             if (!edge(b, s, v)) continue;
@@ -158,6 +184,14 @@ export class DagEncoder extends Module {
           for (let b = 0; b < B; b++) if (edge(b, v, w)) return true;
           return false;
         });
+        if (host) {
+          const typesU = Int32Array.from(reps, (b) => types[b * n + v]);
+          const r = host.step(typesU, hIn, gh, U, needMsg ? v : -1);
+          states[v] = r.h;
+          msgs[v] = r.msg;
+          projected[v] = r.projected;
+          return;
+        }
         const [h, msg] = tf.tidy(() => {
           const typesU = Int32Array.from(reps, (b) => types[b * n + v]);
           const hv = prep.gw.step(prep.gw.inputGates(oneHotRows(typesU, this.nvt)), hIn ? tf.tensor2d(hIn, [U, hs]) : null);
@@ -171,6 +205,58 @@ export class DagEncoder extends Module {
       tf.dispose(kept);
     }
     return { ids, states };
+  }
+
+  /**
+   * Inference-only GRU step + message on host arrays (OpenBLAS gemm and the native elementwise
+   * kernels), or null where the fused host ops are off: no tfjs kernels and no weight re-layout.
+   */
+  private hostStepper(reverse: boolean): {
+    step: (types: Int32Array, hIn: Float32Array | null, gh: Float32Array | null, U: number, msgOf: number) => { h: Float32Array; msg: Float32Array | null; projected: Float32Array | null };
+    addRows: BlasAddon['addRows'];
+  } | null {
+    const addon = fusedAddon();
+    if (!addon) return null;
+    const gru = reverse ? this.grue_backward : this.grue_forward;
+    const gate = (reverse ? this.gate_backward : this.gate_forward).layers[0] as Linear;
+    const mapper = (reverse ? this.mapper_backward : this.mapper_forward).layers[0] as Linear;
+    const H = this.hs;
+    const H3 = 3 * H;
+    const W = this.vs;
+    const nvt = this.nvt;
+    // host copies: views of the wasm heap would not survive allocations between steps
+    const wih = gru.weightIh.dataSync();
+    const bih = gru.biasIh.dataSync();
+    const whh = gru.weightHh.dataSync() as Float32Array;
+    const bhh = gru.biasHh.dataSync() as Float32Array;
+    const wg = gate.weight.dataSync() as Float32Array;
+    const bg = gate.bias!.dataSync() as Float32Array;
+    const wm = mapper.weight.dataSync() as Float32Array;
+    const table = new Float32Array(nvt * H3);
+    for (let t = 0; t < nvt; t++) for (let g = 0; g < H3; g++) table[t * H3 + g] = wih[g * nvt + t] + bih[g];
+    const step = (types: Int32Array, hIn: Float32Array | null, ghIn: Float32Array | null, U: number, msgOf: number) => {
+      const UH = U * H;
+      let gh = ghIn;
+      if (hIn && !gh) {
+        gh = new Float32Array(U * H3);
+        addon.gemm(false, true, U, H3, H, 1, hIn, H, whh, H, 0, gh, H3);
+      }
+      const h = new Float32Array(UH);
+      const scratch = new Float32Array(4 * UH);
+      const part = (i: number) => scratch.subarray(i * UH, (i + 1) * UH);
+      addon.gruFwd(table, types, gh, bhh, hIn, part(0), part(1), part(2), part(3), h, U, H);
+      if (msgOf < 0) return { h, msg: null, projected: null };
+      const a = part(0);
+      const c = part(1);
+      addon.gemm(false, true, U, H, H, 1, h, H, wg, W, 0, a, H);
+      addon.gemm(false, true, U, H, H, 1, h, H, wm, W, 0, c, H);
+      const msg = new Float32Array(UH);
+      addon.msgFwd(a, c, msg, wg, bg, wm, W, msgOf, U, H);
+      const projected = new Float32Array(U * H3);
+      addon.gemm(false, true, U, H3, H, 1, msg, H, whh, H, 0, projected, H3);
+      return { h, msg, projected };
+    };
+    return { step, addRows: (...a) => addon.addRows(...a) };
   }
 
   /** All vertex states [n, B, hs] of one direction as one host op (see gatedRecurrence). */

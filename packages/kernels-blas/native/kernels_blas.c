@@ -1202,6 +1202,30 @@ HOT static napi_value js_msg_bwd(napi_env env, napi_callback_info info) {
   }
   return NULL;
 }
+
+// addRows(dst, dstRows, src, srcRows, count, width): dst row dstRows[i] += src row srcRows[i], for
+// i < count (sums of gathered rows, e.g. messages into receivers).
+HOT static napi_value js_add_rows(napi_env env, napi_callback_info info) {
+  GET_ARGS(6);
+  F32(0, dst);
+  int32_t *di, *si;
+  size_t dil, sil;
+  if (!get_i32arr(env, argv[1], &di, &dil)) return throw_err(env, "kernels_blas: dstRows must be an Int32Array");
+  F32(2, src);
+  if (!get_i32arr(env, argv[3], &si, &sil)) return throw_err(env, "kernels_blas: srcRows must be an Int32Array");
+  long count = get_long(env, argv[4]), w = get_long(env, argv[5]);
+  if (count < 0 || (size_t)count > dil || (size_t)count > sil || w < 0) return throw_err(env, "kernels_blas: addRows: bad sizes");
+  for (long i = 0; i < count; i++) {
+    if (di[i] < 0 || si[i] < 0 || (size_t)(di[i] + 1) * w > dst_len || (size_t)(si[i] + 1) * w > src_len)
+      return throw_err(env, "kernels_blas: addRows: row out of range");
+  }
+  for (long i = 0; i < count; i++) {
+    float *restrict d = dst + (size_t)di[i] * w;
+    const float *restrict x = src + (size_t)si[i] * w;
+    for (long j = 0; j < w; j++) d[j] += x[j];
+  }
+  return NULL;
+}
 // ---------------------------------------------------------------------------------------------
 #define EXPORT(name, fn)                                                   \
   do {                                                                     \
@@ -1217,6 +1241,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("bmm", js_bmm);
   EXPORT("gemm", js_gemm);
   EXPORT("gruFwd", js_gru_fwd);
+  EXPORT("addRows", js_add_rows);
   EXPORT("gruBwd", js_gru_bwd);
   EXPORT("msgFwd", js_msg_fwd);
   EXPORT("msgBwd", js_msg_bwd);

@@ -24,6 +24,8 @@ export interface BlasAddon {
     transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
     a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
   ): void;
+  /** dst row dstRows[i] += src row srcRows[i] for i < count (rows of `width` floats). */
+  addRows(dst: Float32Array, dstRows: Int32Array, src: Float32Array, srcRows: Int32Array, count: number, width: number): void;
   /** GRU cell elementwise forward (gates r, z, n); gh and hIn null together for a zero hidden input. */
   gruFwd(
     table: Float32Array, types: Int32Array, gh: Float32Array | null, bhh: Float32Array, hIn: Float32Array | null,

@@ -33,7 +33,7 @@ export interface TrainedNetworkInfo {
   arch: string;
   /** The network's shape: NB201 {C, N, inputSize, numClasses, inChannels}; MBV3 {resolution, numClasses, widthMult, dropout}. */
   config: Record<string, unknown>;
-  /** MBV3 only: the OFA config {ks, e, d} as an object (the same as arch). */
+  /** MBV3 only: the OFA config {ks, e, d, r?} as an object (the same as arch). */
   ofaConfig?: OfaConfig;
   classes: string[];
   /** Per-channel mean/std of x/255 used to normalise inputs (NHWC RGB). */
@@ -93,8 +93,8 @@ export function normalizeArch(space: TrainableSpace, arch: string): string {
 /** Info fields a space adds: MBV3 keeps its OFA config as an object too. */
 function spaceExtras(space: string, arch: string): Pick<TrainedNetworkInfo, 'ofaConfig'> {
   if (space !== 'mbv3') return {};
-  const { ks, e, d } = JSON.parse(arch) as OfaConfig;
-  return { ofaConfig: { ks, e, d } };
+  // arch is the canonical compact JSON ({ks, e, d} and r when the config gave one).
+  return { ofaConfig: JSON.parse(arch) as OfaConfig };
 }
 
 /**

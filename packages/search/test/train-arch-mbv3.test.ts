@@ -185,10 +185,16 @@ describe('train-arch for MBV3 subnets', () => {
   it('uses the space default recipe when none is named', async () => {
     expect(defaultRecipeFor('mbv3')).toBe('mbv3-w100-32px-5ep-200pc');
     expect(defaultRecipeFor('nb201')).toBe('nb201-c8n1-16px-5ep-200pc');
-    const small = JSON.stringify({ ks: Array(20).fill(3), e: Array(20).fill(3), d: Array(5).fill(2) });
-    const { net, info } = await trainArchOnDataset({ space: 'mbv3', arch: small, dataset: ds, classes: [1, 2], overrides: { epochs: 1, maxTrainPerClass: 4 } });
+    // a config that names its resolution (r) keeps it, and the folder loads back
+    const small = { ks: Array(20).fill(3), e: Array(20).fill(3), d: Array(5).fill(2), r: 32 };
+    const { net, info } = await trainArchOnDataset({ space: 'mbv3', arch: JSON.stringify(small), dataset: ds, classes: [1, 2], overrides: { epochs: 1, maxTrainPerClass: 4 } });
     expect(info.recipe).toMatchObject({ id: 'mbv3-w100-32px-5ep-200pc+custom', space: 'mbv3', epochs: 1, width: 100, inputSize: 32 });
     expect(info.trainImages).toBe(8);
+    expect(info.ofaConfig).toEqual(small);
+    saveTrainedNetwork(path.join(dir, 'with-r'), net, info);
+    const back = loadTrainedNetwork(path.join(dir, 'with-r'));
+    expect(back.info.ofaConfig).toEqual(small);
+    back.net.dispose();
     net.dispose();
   });
 });

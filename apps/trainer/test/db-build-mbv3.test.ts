@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readDatabase } from '@metad2a/data-pipeline';
 import { parseOfaConfig } from '@metad2a/search-space-mbv3';
+import { DEFAULT_DB_RECIPE } from '@metad2a/db-build';
 import { runCli, tmpDir } from './db-helpers.js';
 
 describe('trainer build-database --space mbv3 (local)', () => {
@@ -25,8 +26,17 @@ describe('trainer build-database --space mbv3 (local)', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it('without --recipe, each space gets its own default recipe (planned with --limit 0, nothing trained)', async () => {
+    for (const [space, recipe] of [['mbv3', 'mbv3-w100-32px-5ep-200pc'], ['nb201', DEFAULT_DB_RECIPE]]) {
+      const db = path.join(tmpDir(`default-${space}`), 'db.csv');
+      const r = await runCli(['build-database', '--space', space, '--sources', 'cifar10', '--tasks', '1', '--archs-per-task', '1', '--classes-per-task', '2', '--limit', '0', '--out', db]);
+      expect(r.code, r.err.join('\n')).toBe(0);
+      expect(r.err.join('\n')).toContain(`trainings with '${recipe}'`);
+    }
+  });
+
   it('an NB201 recipe for mbv3 fails with one line naming the MBV3 recipes', async () => {
-    const r = await runCli(['build-database', '--space', 'mbv3', '--sources', 'cifar10-subset', '--tasks', '1', '--out', path.join(tmpDir('bad'), 'db.csv')]);
+    const r = await runCli(['build-database', '--space', 'mbv3', '--recipe', 'nb201-c8n1-16px-5ep-200pc', '--sources', 'cifar10-subset', '--tasks', '1', '--out', path.join(tmpDir('bad'), 'db.csv')]);
     expect(r.code).toBe(2);
     const lines = r.err.filter((l) => l.trim() && !l.startsWith('[metad2a]'));
     expect(lines).toHaveLength(1);

@@ -5,7 +5,7 @@ import { initBackend } from '@metad2a/nn';
 import { formatTable, ProgressBar } from '@metad2a/cli-kit';
 import { findRepoRoot } from '@metad2a/search-space-201';
 import {
-  checkRedis, collectIntoDatabase, DEFAULT_DB_RECIPE, DEFAULT_QUEUE, enqueuePlan, getTrainableSpace, openSource, parseSourceSpec, planJobs,
+  checkRedis, collectIntoDatabase, DEFAULT_QUEUE, defaultRecipeFor, enqueuePlan, getTrainableSpace, openSource, parseSourceSpec, planJobs,
   queueConfigOf, resolveRecipe, runLocal, splitList, tasksFileOf, type OpenSource, type RunSummary,
 } from '@metad2a/db-build';
 
@@ -14,7 +14,7 @@ interface Args {
   sources?: string[];
   tasks?: number;
   'archs-per-task': number;
-  recipe: string;
+  recipe?: string;
   'classes-per-task': number;
   'test-per-class': number;
   seed: number;
@@ -76,7 +76,7 @@ export const buildDatabaseCommand: CommandModule<object, Args> = {
       .option('sources', { type: 'string', array: true, describe: 'datasets to draw tasks from: mnist, fashion-mnist, cifar10, cifar10-subset, a path, or NAME=PATH (repeat or comma-separate)' })
       .option('tasks', { type: 'number', describe: 'number of tasks (class subsets) to sample' })
       .option('archs-per-task', { type: 'number', default: 10, describe: 'distinct architectures trained per task' })
-      .option('recipe', { type: 'string', default: DEFAULT_DB_RECIPE, describe: 'training recipe name' })
+      .option('recipe', { type: 'string', describe: 'training recipe name (default: the calibrated cheap recipe of the space)' })
       .option('classes-per-task', { type: 'number', default: 5 })
       .option('test-per-class', { type: 'number', default: 50, describe: 'held-out images per class the accuracy is measured on' })
       .option('seed', { type: 'number', default: 0 })
@@ -92,7 +92,7 @@ export const buildDatabaseCommand: CommandModule<object, Args> = {
   handler: oneLineErrors(async (a: Args) => {
     // Cheap checks first, so a typo fails in a second with one line.
     getTrainableSpace(a.space);
-    const recipe = resolveRecipe(a.recipe);
+    const recipe = resolveRecipe(a.recipe ?? defaultRecipeFor(a.space));
     const sourceSpecs = splitList(a.sources);
     if (sourceSpecs.length === 0) throw new ConfigError('sources', 'missing', 'e.g. --sources mnist fashion-mnist cifar10');
     if (a.tasks === undefined) throw new ConfigError('tasks', 'missing', 'e.g. --tasks 200');

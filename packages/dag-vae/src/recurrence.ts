@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { hostView, type BlasAddon } from '@metad2a/kernels-blas';
-import type { GRUCell, Linear } from '@metad2a/nn';
+import { hostOp, type GRUCell, type Linear } from '@metad2a/nn';
 
 /**
  * D-VAE's gated GRU message passing (encoder and teacher-forced decoder) as ONE differentiable op
@@ -299,29 +299,4 @@ export function gatedRecurrence(addon: BlasAddon, p: RecurrenceParams, plan: Rec
 
   const outs = hostOp(inputs, forwardFunc, backward);
   return { finals: outs[0] as tf.Tensor3D, reads: reads.length ? (outs[1] as tf.Tensor3D) : null };
-}
-
-/**
- * A differentiable op computed on the host: `forward` returns the outputs, `backward` the gradient
- * of every input (by name) from the gradients of the outputs. Several outputs are allowed (tfjs'
- * customGrad takes one).
- */
-export function hostOp(inputs: Record<string, tf.Tensor>, forward: () => tf.Tensor[], backward: (dys: tf.Tensor[]) => Record<string, tf.Tensor>): tf.Tensor[] {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const engine = tf.engine() as any;
-  const out = engine.runKernelFunc({
-    forwardFunc: () => forward(),
-    backwardsFunc: (dy: tf.Tensor | tf.Tensor[]) => {
-      const grads = backward(Array.isArray(dy) ? dy : [dy]);
-      const map: Record<string, () => tf.Tensor> = {};
-      for (const k of Object.keys(inputs)) {
-        const g = grads[k];
-        if (!g) throw new Error(`hostOp: no gradient for input '${k}'`);
-        map[k] = () => g;
-      }
-      return map;
-    },
-    inputs,
-  });
-  return Array.isArray(out) ? out : [out];
 }

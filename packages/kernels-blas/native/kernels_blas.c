@@ -1226,6 +1226,73 @@ HOT static napi_value js_add_rows(napi_env env, napi_callback_info info) {
   }
   return NULL;
 }
+
+// copy2d(dst, dstOff, ldd, src, srcOff, lds, rows, cols[, alpha]): dst[dstOff + r*ldd + c] =
+// alpha * src[srcOff + r*lds + c] (splitting and stacking column blocks of row-major matrices).
+HOT static napi_value js_copy2d(napi_env env, napi_callback_info info) {
+  GET_ARGS(8);
+  const float alpha = argc > 8 ? (float)get_double(env, argv[8]) : 1.0f;
+  F32(0, dst);
+  long doff = get_long(env, argv[1]), ldd = get_long(env, argv[2]);
+  F32(3, src);
+  long soff = get_long(env, argv[4]), lds = get_long(env, argv[5]), rows = get_long(env, argv[6]), cols = get_long(env, argv[7]);
+  if (rows <= 0 || cols <= 0) return NULL;
+  if (doff < 0 || soff < 0 || ldd < cols || lds < cols || (size_t)(doff + (rows - 1) * ldd + cols) > dst_len ||
+      (size_t)(soff + (rows - 1) * lds + cols) > src_len)
+    return throw_err(env, "kernels_blas: copy2d: out of range");
+  if (alpha == 1.0f) {
+    for (long r = 0; r < rows; r++) memcpy(dst + doff + r * ldd, src + soff + r * lds, sizeof(float) * cols);
+  } else {
+    for (long r = 0; r < rows; r++) {
+      float *restrict d = dst + doff + r * ldd;
+      const float *restrict x = src + soff + r * lds;
+      for (long c = 0; c < cols; c++) d[c] = alpha * x[c];
+    }
+  }
+  return NULL;
+}
+
+// ewise(op, out, a, b, n): 0: out = a + b; 1: out = b > 0 ? a : 0 (relu's backward: a = dy, b =
+// the activation); 2: out = a (copy). Elementwise helpers for host-side fused ops (JS loops with
+// data-dependent branches run at ~7 ns per element).
+HOT static napi_value js_ewise(napi_env env, napi_callback_info info) {
+  GET_ARGS(5);
+  long op = get_long(env, argv[0]);
+  F32(1, out);
+  F32(2, a);
+  F32(3, b);
+  long n = get_long(env, argv[4]);
+  if (n < 0 || (size_t)n > out_len || (size_t)n > a_len || (op != 2 && (size_t)n > b_len)) return throw_err(env, "kernels_blas: ewise: bad sizes");
+  float *restrict o = out;
+  const float *restrict x = a;
+  const float *restrict y = b;
+  if (op == 0) {
+    for (long i = 0; i < n; i++) o[i] = x[i] + y[i];
+  } else if (op == 1) {
+    for (long i = 0; i < n; i++) o[i] = y[i] > 0.0f ? x[i] : 0.0f;
+  } else {
+    memcpy(o, x, sizeof(float) * n);
+  }
+  return NULL;
+}
+
+// colSum(x, rows, cols, out, accumulate): out[c] (+)= sum over rows of x[r*cols + c], summed in
+// float32 row by row (vectorised across columns).
+HOT static napi_value js_col_sum(napi_env env, napi_callback_info info) {
+  GET_ARGS(5);
+  F32(0, x);
+  long rows = get_long(env, argv[1]), cols = get_long(env, argv[2]);
+  F32(3, out);
+  int acc = get_bool(env, argv[4]);
+  if (rows < 0 || cols < 0 || (size_t)(rows * cols) > x_len || (size_t)cols > out_len) return throw_err(env, "kernels_blas: colSum: bad sizes");
+  float *restrict o = out;
+  if (!acc) memset(o, 0, sizeof(float) * cols);
+  for (long r = 0; r < rows; r++) {
+    const float *restrict xr = x + (size_t)r * cols;
+    for (long c = 0; c < cols; c++) o[c] += xr[c];
+  }
+  return NULL;
+}
 // ---------------------------------------------------------------------------------------------
 #define EXPORT(name, fn)                                                   \
   do {                                                                     \
@@ -1242,6 +1309,9 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("gemm", js_gemm);
   EXPORT("gruFwd", js_gru_fwd);
   EXPORT("addRows", js_add_rows);
+  EXPORT("copy2d", js_copy2d);
+  EXPORT("ewise", js_ewise);
+  EXPORT("colSum", js_col_sum);
   EXPORT("gruBwd", js_gru_bwd);
   EXPORT("msgFwd", js_msg_fwd);
   EXPORT("msgBwd", js_msg_bwd);

@@ -24,6 +24,12 @@ export interface BlasAddon {
     transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
     a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
   ): void;
+  /** dst[dstOff + r*ldd + c] = alpha * src[srcOff + r*lds + c] for r < rows, c < cols (alpha 1 by default). */
+  copy2d(dst: Float32Array, dstOff: number, ldd: number, src: Float32Array, srcOff: number, lds: number, rows: number, cols: number, alpha?: number): void;
+  /** Elementwise: op 0 out = a + b; 1 out = b > 0 ? a : 0; 2 out = a. */
+  ewise(op: number, out: Float32Array, a: Float32Array, b: Float32Array | null, n: number): void;
+  /** out[c] (+)= sum over rows of x[r * cols + c]. */
+  colSum(x: Float32Array, rows: number, cols: number, out: Float32Array, accumulate: boolean): void;
   /** dst row dstRows[i] += src row srcRows[i] for i < count (rows of `width` floats). */
   addRows(dst: Float32Array, dstRows: Int32Array, src: Float32Array, srcRows: Int32Array, count: number, width: number): void;
   /** GRU cell elementwise forward (gates r, z, n); gh and hIn null together for a zero hidden input. */

@@ -18,3 +18,16 @@ export function hostView(t: tf.Tensor): Float32Array {
   return t.dataSync() as Float32Array;
 }
 
+
+/**
+ * A new float32 tensor of the current backend whose contents are unspecified until written through
+ * hostView (for host-side ops: no JS array and no copy into the backend). Allocate every output of
+ * an op before taking any view: on wasm an allocation may move the heap.
+ */
+export function hostTensor(shape: number[]): tf.Tensor {
+  const name = tf.getBackend();
+  if (name !== 'wasm' && name !== 'cpu') return tf.zeros(shape);
+  const info = storeFor(name, tf.backend()).out(shape, 'float32');
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return (tf.engine() as any).makeTensorFromTensorInfo(info) as tf.Tensor;
+}

@@ -51,6 +51,22 @@ const IMPLS: ReadonlyArray<readonly [string, Impl]> = [
   ['UnsortedSegmentSum', unsortedSegmentSum],
 ];
 
+/**
+ * Kernels that need no addon but replace costly stock ones. The wasm backend's Identity copies the
+ * tensor; tfjs runs it for every clone(), and every tensor a kernel saves for its gradient is a
+ * clone, so a training step copied megabytes for nothing. Tensors are immutable (Variable.assign
+ * swaps the data id, nothing writes in place), so an alias with a reference count is enough, as
+ * the cpu backend and wasm's own Reshape already do.
+ */
+const RAW: ReadonlyArray<readonly [string, string, (stock: KernelConfig | undefined) => KernelFunc]> = [
+  ['Identity', 'wasm', (stock) => ((args: { inputs: { x: TensorInfo }; backend: { incRef(dataId: object): void } }) => {
+    const { x } = args.inputs;
+    if (x.dtype === 'string') return stock!.kernelFunc(args as unknown as Parameters<KernelFunc>[0]);
+    args.backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+  }) as unknown as KernelFunc],
+];
+
 export const BLAS_KERNEL_NAMES: readonly string[] = IMPLS.map(([n]) => n);
 
 const SUPPORTED_BACKENDS = new Set(['wasm', 'cpu']);
@@ -125,6 +141,14 @@ export function registerBlasKernels(backendName: string): BlasStatus {
         tf.registerKernel({ kernelName: name, backendName, kernelFunc: makeKernel(name, impl, backendName, addon, stock) });
         saved.set(name, stock);
       }
+      for (const [name, backend, make] of RAW) {
+        if (backend !== backendName) continue;
+        const stock = tf.getKernel(name, backendName);
+        if (!stock) continue;
+        tf.unregisterKernel(name, backendName);
+        tf.registerKernel({ kernelName: name, backendName, kernelFunc: make(stock) });
+        saved.set(name, stock);
+      }
       replaced.set(backendName, saved);
     }
     status = currentStatus(addon);
@@ -180,7 +204,7 @@ export function blasAddon(): BlasAddon | null {
 
 export { resolveThreads } from './threads.js';
 export { loadAddonFrom, type AddonLoad, type BlasAddon } from './addon.js';
-export { hostView } from './host.js';
+export { hostView, hostTensor } from './host.js';
 
 /**
  * The addon when hand-written fused host ops should run: our kernels are registered on the current

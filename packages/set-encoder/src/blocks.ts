@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, ShapeError, type Rng } from '@metad2a/core';
-import { LayerNorm, Linear, Module, defaultRng, uniformArray, xavierBound } from '@metad2a/nn';
+import { LayerNorm, Linear, Module, defaultRng, multiLinear, residualReluLinear, uniformArray, xavierBound } from '@metad2a/nn';
 
 /**
  * Additive attention bias for padded set elements: large enough that exp() underflows to exactly 0
@@ -66,61 +66,33 @@ export class MAB extends Module {
 
   /**
    * The three input projections on flat rows: Q = Qin Wq^T + bq, K = (Kin Wk^T + bk) / sqrt(dV)
-   * (the attention scale folded in), V = Kin Wv^T + bv. Separate fused matmuls: slicing one
-   * [rows, 3dV] product costs more than it saves on wasm. Row-wise, so projecting a pool of
-   * feature vectors once and gathering rows gives the projections of any sample of it.
-   * Call inside tf.tidy (the transposed weights are temporaries).
+   * (the attention scale folded in), V = Kin Wv^T + bv, as one op where the fused host ops run
+   * (multiLinear: three gemms, no bias-gradient reductions on wasm). Row-wise, so projecting a pool
+   * of feature vectors once and gathering rows gives the projections of any sample of it.
    */
   project(Qin: tf.Tensor2D, Kin: tf.Tensor2D): { Q: tf.Tensor2D; K: tf.Tensor2D; V: tf.Tensor2D } {
-    // matMul + add rather than the fused kernel: tfjs differentiates a fused matmul for both
-    // operands eagerly, and for the first layer the input is data (its gradient is wasted work)
-    const lin = (x: tf.Tensor2D, fc: Linear, scale = 1): tf.Tensor2D => {
-      const w = scale === 1 ? fc.weight.transpose() : fc.weight.transpose().mul(scale);
-      const b = scale === 1 ? fc.bias! : fc.bias!.mul(scale);
-      return tf.matMul(x, w as tf.Tensor2D).add(b);
-    };
-    return { Q: lin(Qin, this.fc_q), K: lin(Kin, this.fc_k, 1 / Math.sqrt(this.dimV)), V: lin(Kin, this.fc_v) };
+    const scale = 1 / Math.sqrt(this.dimV);
+    if (Qin === Kin) {
+      const [Q, K, V] = multiLinear(Qin, [this.fc_q, this.fc_k, this.fc_v], { scales: [1, scale, 1] });
+      return { Q, K, V };
+    }
+    const [Q] = multiLinear(Qin, [this.fc_q]);
+    const [K, V] = multiLinear(Kin, [this.fc_k, this.fc_v], { scales: [scale, 1] });
+    return { Q, K, V };
   }
 
   /**
    * project() for self-attention over *data* (an input that never needs a gradient, like the
-   * dataset's feature vectors): X [..., dIn] is read as rows. One custom-gradient op does the three
-   * projections as a single matmul and, backwards, the three weight gradients as a single matmul
-   * X^T dY; it keeps no copy of X (the closure reads the caller's tensor, which must stay alive until
-   * the backward pass, as a minimize() argument does) and computes no gradient for X.
+   * dataset's feature vectors): X [..., dIn] is read as rows, and the backward pass computes only
+   * the weight gradients (X^T dY), no gradient for X. The op keeps a reference to X (not a copy)
+   * for the backward pass, so X may be disposed by its owner before the gradients are computed.
    */
   projectData(X: tf.Tensor): { Q: tf.Tensor2D; K: tf.Tensor2D; V: tf.Tensor2D } {
     const dIn = this.dimK;
-    const dV = this.dimV;
     const R = X.size / dIn;
     if (this.dimQ !== dIn || X.shape[X.rank - 1] !== dIn || !Number.isInteger(R)) throw new ShapeError('MAB data rows', [R, dIn], X.shape);
-    const rows = () => {
-      if (X.isDisposed) {
-        throw new Error('set encoder: the feature tensor was disposed before the backward pass; keep it alive until the gradients are computed (create it outside the function given to minimize/variableGrads)');
-      }
-      return X.reshape([R, dIn]) as tf.Tensor2D;
-    };
-    const scale = 1 / Math.sqrt(dV);
-    const op = tf.customGrad(((wq: tf.Tensor, bq: tf.Tensor, wk: tf.Tensor, bk: tf.Tensor, wv: tf.Tensor, bv: tf.Tensor) => {
-      // [R, 3dV] -> [3, R, dV]: each projection a contiguous block
-      const W = tf.concat([wq, wk.mul(scale), wv], 0);
-      const b = tf.concat([bq, bk.mul(scale), bv], 0);
-      const Y = tf.matMul(rows(), W, false, true).add(b).reshape([R, 3, dV]).transpose([1, 0, 2]);
-      return {
-        value: Y,
-        gradFunc: (dy: tf.Tensor) => {
-          const dYrows = dy.transpose([1, 0, 2]).reshape([R, 3 * dV]); // [R, 3dV]
-          const dW = tf.matMul(dYrows, rows(), true, false); // [3dV, dIn]
-          const db = dYrows.sum(0);
-          const [dwq, dwk, dwv] = tf.split(dW, 3, 0);
-          const [dbq, dbk, dbv] = tf.split(db, 3, 0);
-          return [dwq, dbq, dwk.mul(scale), dbk.mul(scale), dwv, dbv];
-        },
-      };
-    }) as unknown as Parameters<typeof tf.customGrad>[0]);
-    const Y = op(this.fc_q.weight, this.fc_q.bias!, this.fc_k.weight, this.fc_k.bias!, this.fc_v.weight, this.fc_v.bias!) as tf.Tensor3D;
-    const part = (p: number) => Y.slice([p, 0, 0], [1, R, dV]).reshape([R, dV]) as tf.Tensor2D;
-    return { Q: part(0), K: part(1), V: part(2) };
+    const [Q, K, V] = multiLinear(X, [this.fc_q, this.fc_k, this.fc_v], { scales: [1, 1 / Math.sqrt(this.dimV), 1], data: true });
+    return { Q, K, V };
   }
 
   /** Attention and output layer from projected rows Q [N*n, dV], K and V [N*m, dV] -> [N, n, dV]. */
@@ -145,7 +117,7 @@ export class MAB extends Module {
   output(O: tf.Tensor2D): tf.Tensor2D {
     let o = O;
     if (this.ln0) o = this.ln0.forward(o) as tf.Tensor2D;
-    o = o.add(tf.fused.matMul({ a: o, b: this.fc_o.weight.transpose() as tf.Tensor2D, bias: this.fc_o.bias!, activation: 'relu' }));
+    o = residualReluLinear(o, this.fc_o);
     if (this.ln1) o = this.ln1.forward(o) as tf.Tensor2D;
     return o;
   }

@@ -1,0 +1,125 @@
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '@metad2a/core';
+import { Linear, fusedOps, initBackend, multiLinear, residualReluLinear } from '../src/index.js';
+import { linearRef } from './helpers.js';
+
+// The host-side fused ops against the tfjs compositions they replace (METAD2A_FUSED=off), values
+// and gradients, and against a Float64 reference for the forward pass.
+beforeAll(async () => {
+  await initBackend({ quiet: true });
+});
+afterEach(() => {
+  delete process.env.METAD2A_FUSED;
+});
+
+function run(fused: boolean, fn: () => tf.Scalar, vars: tf.Variable[], x: tf.Tensor | null) {
+  process.env.METAD2A_FUSED = fused ? 'on' : 'off';
+  const xs: tf.Variable | null = x ? tf.variable(x) : null;
+  const all = xs ? [...vars, xs] : vars;
+  const { value, grads } = tf.variableGrads(() => fn.call(xs), all);
+  const out = { loss: value.dataSync()[0], grads: all.map((v) => grads[v.name]?.dataSync().slice() ?? null) };
+  tf.dispose([value, ...Object.values(grads)]);
+  xs?.dispose();
+  return out;
+}
+
+function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, rel: number) {
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]));
+  for (let i = 0; i < b.length; i++) {
+    if (Math.abs(a[i] - b[i]) > rel * Math.max(scale, 1e-12)) throw new Error(`[${i}] ${a[i]} vs ${b[i]} (scale ${scale})`);
+  }
+}
+
+describe('fused host ops', () => {
+  it('run here (the OpenBLAS addon is built and registered)', () => {
+    expect(fusedOps()).not.toBeNull();
+  });
+
+  it('multiLinear: values match a Float64 reference; gradients (weights, biases, input) match tfjs', () => {
+    const rng = new Rng(1);
+    const R = 37;
+    const IN = 11;
+    const layers = [new Linear(IN, 5, { rng }), new Linear(IN, 7, { rng }), new Linear(IN, 3, { bias: false, rng })];
+    const scales = [1, 0.25, -2];
+    const x = tf.tensor2d(rng.normalArray(R * IN), [R, IN]);
+    const targets = layers.map((l) => tf.tensor2d(rng.normalArray(R * l.outFeatures), [R, l.outFeatures]));
+    // forward against float64
+    process.env.METAD2A_FUSED = 'on';
+    const ys = multiLinear(x, layers, { scales });
+    ys.forEach((y, i) => {
+      const l = layers[i];
+      const ref = linearRef(x.dataSync(), R, l.weight.dataSync(), l.bias?.dataSync() ?? null, IN, l.outFeatures).map((v) => v * scales[i]);
+      expectClose(y.dataSync(), ref, 1e-6);
+    });
+    tf.dispose(ys);
+    const vars = layers.flatMap((l) => l.parameters());
+    for (const data of [false, true]) {
+      const loss = function (this: tf.Variable | null) {
+        const outs = multiLinear(this ?? x, layers, { scales, data });
+        return tf.addN(outs.map((o, i) => o.sub(targets[i]).square().sum())) as tf.Scalar;
+      };
+      const f = run(true, loss, vars, data ? null : x);
+      const c = run(false, loss, vars, data ? null : x);
+      expect(Math.abs(f.loss - c.loss)).toBeLessThan(1e-5 * c.loss);
+      expect(f.grads.length).toBe(c.grads.length);
+      c.grads.forEach((g, i) => expectClose(f.grads[i]!, g!, 1e-5));
+    }
+    tf.dispose([x, ...targets]);
+    layers.forEach((l) => l.dispose());
+  });
+
+  it('multiLinear on data rows of any rank keeps them for the backward pass (the caller may dispose them)', () => {
+    const rng = new Rng(2);
+    const l = new Linear(4, 3, { rng });
+    const data = rng.normalArray(2 * 5 * 4);
+    const grad = (early: boolean) => {
+      process.env.METAD2A_FUSED = 'on';
+      const X = tf.tensor3d(data, [2, 5, 4]);
+      const { value, grads } = tf.variableGrads(() => {
+        const [y] = multiLinear(X, [l], { data: true });
+        if (early) X.dispose();
+        return y.square().sum() as tf.Scalar;
+      }, l.parameters());
+      const g = grads[l.weight.name].dataSync().slice();
+      tf.dispose([value, ...Object.values(grads)]);
+      if (!X.isDisposed) X.dispose();
+      return g;
+    };
+    expectClose(grad(true), grad(false), 0);
+    l.dispose();
+  });
+
+  it('residualReluLinear: x + relu(x W^T + b), value and gradients as tfjs', () => {
+    const rng = new Rng(3);
+    const D = 9;
+    const R = 41;
+    const l = new Linear(D, D, { rng });
+    const x = tf.tensor2d(rng.normalArray(R * D), [R, D]);
+    const t = tf.tensor2d(rng.normalArray(R * D), [R, D]);
+    const loss = function (this: tf.Variable | null) {
+      return residualReluLinear(this ?? x, l).sub(t).square().sum() as tf.Scalar;
+    };
+    const f = run(true, loss, l.parameters(), x);
+    const c = run(false, loss, l.parameters(), x);
+    expect(Math.abs(f.loss - c.loss)).toBeLessThan(1e-5 * c.loss);
+    c.grads.forEach((g, i) => expectClose(f.grads[i]!, g!, 1e-5));
+    tf.dispose([x, t]);
+    l.dispose();
+  });
+
+  it('leak no tensors with or without a tape', () => {
+    const rng = new Rng(4);
+    const l = new Linear(6, 6, { rng });
+    const x = tf.tensor2d(rng.normalArray(60), [10, 6]);
+    process.env.METAD2A_FUSED = 'on';
+    const before = tf.memory().numTensors;
+    tf.tidy(() => residualReluLinear(multiLinear(x, [l])[0], l).dataSync());
+    const { value, grads } = tf.variableGrads(() => residualReluLinear(multiLinear(x, [l, l])[1], l).sum() as tf.Scalar, l.parameters());
+    tf.dispose([value, ...Object.values(grads)]);
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+    l.dispose();
+  });
+});

@@ -178,6 +178,21 @@ export function unregisterBlasKernels(backendName: string): BlasStatus {
   return status;
 }
 
+/**
+ * Swap the aliasing wasm Identity for the stock copying one (false) and back (true), leaving the
+ * other kernels alone; for benchmarks that compare with the stock behaviour. Returns whether the
+ * aliasing kernel is now registered.
+ */
+export function setIdentityAliasing(on: boolean): boolean {
+  const saved = replaced.get('wasm');
+  const stock = saved?.get('Identity');
+  if (!saved || !stock) return false;
+  tf.unregisterKernel('Identity', 'wasm');
+  if (on) tf.registerKernel({ kernelName: 'Identity', backendName: 'wasm', kernelFunc: RAW[0][2](stock) });
+  else tf.registerKernel(stock);
+  return on;
+}
+
 /** The status of the last registration. */
 export function blasStatus(): BlasStatus {
   return status;

@@ -167,7 +167,10 @@ export class DagEncoder extends Module {
             }
             if (!k) continue;
             hIn ??= new Float32Array(U * hs);
-            gh ??= new Float32Array(U * hs3);
+            if (!gh) {
+              gh = scratchBuffer('gh', U * hs3);
+              gh.fill(0);
+            }
             host.addRows(hIn, dst, m, src, k, hs);
             host.addRows(gh, dst, P, src, k, hs3);
             continue;
@@ -238,11 +241,11 @@ export class DagEncoder extends Module {
       const UH = U * H;
       let gh = ghIn;
       if (hIn && !gh) {
-        gh = new Float32Array(U * H3);
+        gh = scratchBuffer('gh', U * H3);
         addon.gemm(false, true, U, H3, H, 1, hIn, H, whh, H, 0, gh, H3);
       }
       const h = new Float32Array(UH);
-      const scratch = new Float32Array(4 * UH);
+      const scratch = scratchBuffer('gates', 4 * UH);
       const part = (i: number) => scratch.subarray(i * UH, (i + 1) * UH);
       addon.gruFwd(table, types, gh, bhh, hIn, part(0), part(1), part(2), part(3), h, U, H);
       if (msgOf < 0) return { h, msg: null, projected: null };
@@ -329,6 +332,20 @@ export class DagEncoder extends Module {
     });
     return states;
   }
+}
+
+/**
+ * Reusable host buffers for per-step temporaries (allocating tens of MB of typed arrays per call
+ * costs more in zeroing and GC than the arithmetic). Contents are unspecified.
+ */
+const scratchBufs = new Map<string, Float32Array>();
+function scratchBuffer(key: string, n: number): Float32Array {
+  let b = scratchBufs.get(key);
+  if (!b || b.length < n) {
+    b = new Float32Array(n);
+    scratchBufs.set(key, b);
+  }
+  return b.subarray(0, n);
 }
 
 function range(a: number, b: number): number[] {

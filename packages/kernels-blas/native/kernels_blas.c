@@ -1293,6 +1293,27 @@ HOT static napi_value js_col_sum(napi_env env, napi_callback_info info) {
   }
   return NULL;
 }
+
+// heads(src, dst, N, rows, h, d, merge): multi-head layout change. split (merge = 0):
+// dst[((s*h + j)*rows + i)*d + t] = src[(s*rows + i)*h*d + j*d + t]; merge is the inverse.
+static napi_value js_heads(napi_env env, napi_callback_info info) {
+  GET_ARGS(7);
+  F32(0, src);
+  F32(1, dst);
+  long N = get_long(env, argv[2]), rows = get_long(env, argv[3]), h = get_long(env, argv[4]), d = get_long(env, argv[5]);
+  int merge = get_bool(env, argv[6]);
+  const size_t total = (size_t)N * rows * h * d;
+  if (N < 0 || rows < 0 || h < 0 || d < 0 || total > src_len || total > dst_len) return throw_err(env, "kernels_blas: heads: bad sizes");
+  const size_t dv = (size_t)h * d;
+  for (long s = 0; s < N; s++)
+    for (long j = 0; j < h; j++)
+      for (long i = 0; i < rows; i++) {
+        const size_t a = ((size_t)(s * h + j) * rows + i) * d, b = ((size_t)s * rows + i) * dv + (size_t)j * d;
+        if (merge) memcpy(dst + b, src + a, sizeof(float) * d);
+        else memcpy(dst + a, src + b, sizeof(float) * d);
+      }
+  return NULL;
+}
 // ---------------------------------------------------------------------------------------------
 #define EXPORT(name, fn)                                                   \
   do {                                                                     \
@@ -1311,6 +1332,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("addRows", js_add_rows);
   EXPORT("copy2d", js_copy2d);
   EXPORT("ewise", js_ewise);
+  EXPORT("heads", js_heads);
   EXPORT("colSum", js_col_sum);
   EXPORT("gruBwd", js_gru_bwd);
   EXPORT("msgFwd", js_msg_fwd);

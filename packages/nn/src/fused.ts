@@ -174,3 +174,35 @@ export function residualReluLinear(x: tf.Tensor2D, layer: Linear): tf.Tensor2D {
   void act;
   return hostOp({ x, w: layer.weight, b: layer.bias }, forward, backward)[0] as tf.Tensor2D;
 }
+
+/**
+ * Multi-head layout as one op each way: split rows [N*rows, h*d] into heads [N*h, rows, d] (head j =
+ * features j*d .. (j+1)*d - 1), or merge them back. The tfjs form is reshape-transpose-reshape, and
+ * wasm's Transpose of these small trailing dimensions is slow (about 1 ms per call at N*rows = 12800).
+ */
+export function splitHeads(x: tf.Tensor, N: number, rows: number, h: number, d: number): tf.Tensor3D {
+  return headsOp(x, N, rows, h, d, false) as tf.Tensor3D;
+}
+
+/** Inverse of splitHeads: [N*h, rows, d] -> [N*rows, h*d]. */
+export function mergeHeads(x: tf.Tensor, N: number, rows: number, h: number, d: number): tf.Tensor2D {
+  return headsOp(x, N, rows, h, d, true) as tf.Tensor2D;
+}
+
+function headsOp(x: tf.Tensor, N: number, rows: number, h: number, d: number, merge: boolean): tf.Tensor {
+  const split = [N * h, rows, d];
+  const merged = [N * rows, h * d];
+  if (x.size !== N * rows * h * d) throw new Error(`heads: ${x.size} values for ${N}x${rows}x${h}x${d}`);
+  const addon = fusedOps();
+  if (!addon) {
+    return merge
+      ? x.reshape([N, h, rows, d]).transpose([0, 2, 1, 3]).reshape(merged)
+      : x.reshape([N, rows, h, d]).transpose([0, 2, 1, 3]).reshape(split);
+  }
+  const run = (src: tf.Tensor, toMerged: boolean): tf.Tensor => {
+    const out = hostTensor(toMerged ? merged : split);
+    addon.heads(hostView(src), hostView(out), N, rows, h, d, toMerged);
+    return out;
+  };
+  return hostOp({ x }, () => [run(x, merge)], (dys) => ({ x: run(dys[0], !merge).reshape(x.shape) }))[0];
+}

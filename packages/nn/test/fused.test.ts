@@ -1,7 +1,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@metad2a/core';
-import { Linear, fusedOps, initBackend, multiLinear, residualReluLinear } from '../src/index.js';
+import { Linear, fusedOps, initBackend, mergeHeads, multiLinear, residualReluLinear, splitHeads } from '../src/index.js';
 import { linearRef } from './helpers.js';
 
 // The host-side fused ops against the tfjs compositions they replace (METAD2A_FUSED=off), values
@@ -99,7 +99,7 @@ describe('fused host ops', () => {
     const x = tf.tensor2d(rng.normalArray(R * D), [R, D]);
     const t = tf.tensor2d(rng.normalArray(R * D), [R, D]);
     const loss = function (this: tf.Variable | null) {
-      return residualReluLinear(this ?? x, l).sub(t).square().sum() as tf.Scalar;
+      return residualReluLinear((this ?? x) as tf.Tensor2D, l).sub(t).square().sum() as tf.Scalar;
     };
     const f = run(true, loss, l.parameters(), x);
     const c = run(false, loss, l.parameters(), x);
@@ -107,6 +107,27 @@ describe('fused host ops', () => {
     c.grads.forEach((g, i) => expectClose(f.grads[i]!, g!, 1e-5));
     tf.dispose([x, t]);
     l.dispose();
+  });
+
+  it('splitHeads / mergeHeads: the reshape-transpose layout, inverse of each other, gradients routed back', () => {
+    const rng = new Rng(5);
+    const [N, rows, h, d] = [3, 4, 2, 5];
+    const x = tf.tensor2d(rng.normalArray(N * rows * h * d), [N * rows, h * d]);
+    const w = tf.tensor3d(rng.normalArray(N * h * rows * d), [N * h, rows, d]);
+    process.env.METAD2A_FUSED = 'on';
+    const s = splitHeads(x, N, rows, h, d);
+    const ref = x.reshape([N, rows, h, d]).transpose([0, 2, 1, 3]).reshape([N * h, rows, d]);
+    expectClose(s.dataSync(), ref.dataSync(), 0);
+    expectClose(mergeHeads(s, N, rows, h, d).dataSync(), x.dataSync(), 0);
+    const loss = function (this: tf.Variable | null) {
+      const m = mergeHeads(splitHeads(this ?? x, N, rows, h, d).mul(w), N, rows, h, d);
+      return m.square().sum() as tf.Scalar;
+    };
+    const f = run(true, loss, [], x);
+    const c = run(false, loss, [], x);
+    expect(Math.abs(f.loss - c.loss)).toBeLessThan(1e-5 * c.loss);
+    expectClose(f.grads[0]!, c.grads[0]!, 1e-6);
+    tf.dispose([x, w, s, ref]);
   });
 
   it('leak no tensors with or without a tape', () => {

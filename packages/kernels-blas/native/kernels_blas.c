@@ -1314,6 +1314,36 @@ static napi_value js_heads(napi_env env, napi_callback_info info) {
       }
   return NULL;
 }
+
+// pairTanhMean(g, d, w, out, nG, nD, k): out[i] = mean over j < nD of sum_c tanh(g[i,c] + d[j,c]) w[c]
+// (a tanh MLP head scored for every pair of rows and averaged over the second set, without
+// materialising the nG x nD x k pre-activations).
+HOT static napi_value js_pair_tanh_mean(napi_env env, napi_callback_info info) {
+  GET_ARGS(7);
+  F32(0, g);
+  F32(1, d);
+  F32(2, w);
+  F32(3, out);
+  long nG = get_long(env, argv[4]), nD = get_long(env, argv[5]), k = get_long(env, argv[6]);
+  if (nG < 0 || nD <= 0 || k < 0 || (size_t)(nG * k) > g_len || (size_t)(nD * k) > d_len || (size_t)k > w_len || (size_t)nG > out_len)
+    return throw_err(env, "kernels_blas: pairTanhMean: bad sizes");
+  float *t = (float *)malloc(sizeof(float) * (k > 0 ? k : 1));
+  if (!t) return throw_err(env, "kernels_blas: out of memory");
+  for (long i = 0; i < nG; i++) {
+    double acc = 0;
+    const float *restrict gi = g + (size_t)i * k;
+    for (long j = 0; j < nD; j++) {
+      const float *restrict dj = d + (size_t)j * k;
+      for (long c = 0; c < k; c++) t[c] = ftanh(gi[c] + dj[c]) * w[c];
+      float s = 0;
+      for (long c = 0; c < k; c++) s += t[c];
+      acc += s;
+    }
+    out[i] = (float)(acc / nD);
+  }
+  free(t);
+  return NULL;
+}
 // ---------------------------------------------------------------------------------------------
 #define EXPORT(name, fn)                                                   \
   do {                                                                     \
@@ -1333,6 +1363,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("copy2d", js_copy2d);
   EXPORT("ewise", js_ewise);
   EXPORT("heads", js_heads);
+  EXPORT("pairTanhMean", js_pair_tanh_mean);
   EXPORT("colSum", js_col_sum);
   EXPORT("gruBwd", js_gru_bwd);
   EXPORT("msgFwd", js_msg_fwd);

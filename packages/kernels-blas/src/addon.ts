@@ -26,6 +26,8 @@ export interface BlasAddon {
   ): void;
   /** dst[dstOff + r*ldd + c] = alpha * src[srcOff + r*lds + c] for r < rows, c < cols (alpha 1 by default). */
   copy2d(dst: Float32Array, dstOff: number, ldd: number, src: Float32Array, srcOff: number, lds: number, rows: number, cols: number, alpha?: number): void;
+  /** out[i] = mean over j of sum_c tanh(g[i, c] + d[j, c]) w[c] (rows of width k). */
+  pairTanhMean(g: Float32Array, d: Float32Array, w: Float32Array, out: Float32Array, nG: number, nD: number, k: number): void;
   /** Multi-head layout: split [N*rows, h*d] -> [N*h, rows, d] (merge = false) or the inverse. */
   heads(src: Float32Array, dst: Float32Array, N: number, rows: number, h: number, d: number, merge: boolean): void;
   /** Elementwise: op 0 out = a + b; 1 out = b > 0 ? a : 0; 2 out = a. */

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError, ShapeError, type ArchDag, type Rng } from '@metad2a/core';
-import { Linear, Module, ReLU, Sequential, Tanh, type StateDict } from '@metad2a/nn';
+import { Linear, Module, ReLU, Sequential, Tanh, fusedOps, type StateDict } from '@metad2a/nn';
 import { DatasetEncoder } from '@metad2a/set-encoder';
 import { DagEncoder, packGraphs, type GraphBatch, type ModelSpace } from '@metad2a/dag-vae';
 
@@ -117,6 +117,26 @@ export class Predictor extends Module {
    * original scores each candidate with 10 fresh samples of the dataset and takes the mean).
    */
   scoreAll(X: tf.Tensor3D, graphs: readonly ArchDag[] | GraphBatch, classCounts?: readonly number[]): Float32Array {
+    const addon = fusedOps();
+    if (addon) {
+      // the head's first layer split into its dataset and graph halves (each computed once), then
+      // tanh, second layer and mean over the samples natively for every pair (no [nG, nD, hs] tensor)
+      const l0 = this.pred_fc.layers[0] as Linear;
+      const l2 = this.pred_fc.layers[2] as Linear;
+      const { nz, hs } = this;
+      const [dPart, gPart] = tf.tidy(() => {
+        const D = this.encodeDatasets(X, classCounts);
+        const G = this.encodeGraphs(graphs, { dedupe: true });
+        return [tf.matMul(D, l0.weight.slice([0, 0], [hs, nz]), false, true), tf.matMul(G, l0.weight.slice([0, nz], [hs, nz]), false, true).add(l0.bias!)];
+      });
+      const nG = gPart.shape[0];
+      const out = new Float32Array(nG);
+      addon.pairTanhMean(gPart.dataSync() as Float32Array, dPart.dataSync() as Float32Array, l2.weight.dataSync() as Float32Array, out, nG, dPart.shape[0], hs);
+      const b2 = l2.bias!.dataSync()[0];
+      for (let i = 0; i < nG; i++) out[i] += b2;
+      tf.dispose([dPart, gPart]);
+      return out;
+    }
     const s = tf.tidy(() => this.headAllPairs(this.encodeDatasets(X, classCounts), this.encodeGraphs(graphs, { dedupe: true })).mean(1));
     const out = s.dataSync() as Float32Array;
     s.dispose();

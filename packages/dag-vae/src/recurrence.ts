@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { hostView, type BlasAddon } from '@metad2a/kernels-blas';
+import { hostTensor, hostView, type BlasAddon } from '@metad2a/kernels-blas';
 import { hostOp, type GRUCell, type Linear } from '@metad2a/nn';
 
 /**
@@ -81,9 +81,10 @@ export function gatedRecurrence(addon: BlasAddon, p: RecurrenceParams, plan: Rec
   };
   if (hInit) inputs.hInit = hInit;
 
-  // Per-step buffers, stacked so that the weight gradients are single gemms over all steps:
-  // states and gates [S, B, hs]; hidden inputs of the steps that have one [slots, B, hs]; senders'
-  // final states and message gates [senders, B, hs].
+  // Per-step values kept for the backward pass, stacked so that the weight gradients are single
+  // gemms over all steps: states and gates [S, B, hs]; hidden inputs of the steps that have one
+  // [slots, B, hs]; senders' final states and message gates [senders, B, hs]. They live in one
+  // backend tensor saved with the op (freed with the tape, no JS garbage), viewed by offset.
   const slotOf = new Int32Array(numSteps).fill(-1);
   const msgSlot = new Int32Array(n).fill(-1);
   let numMsg = 0;
@@ -103,18 +104,46 @@ export function gatedRecurrence(addon: BlasAddon, p: RecurrenceParams, plan: Rec
     }
   }
   const S = numSteps;
-  const R = new Float32Array(S * BH);
-  const Z = new Float32Array(S * BH);
-  const NN = new Float32Array(S * BH);
-  const GHN = new Float32Array(S * BH);
-  const HH = new Float32Array(S * BH);
-  const HIN = new Float32Array(numSlots * BH);
-  const G = new Float32Array(numMsg * BH);
-  const C = new Float32Array(numMsg * BH);
-  const HF = new Float32Array(numMsg * BH);
+  const layout = { R: 0, Z: S, NN: 2 * S, GHN: 3 * S, HH: 4 * S, HIN: 5 * S, G: 5 * S + numSlots, C: 5 * S + numSlots + numMsg, HF: 5 * S + numSlots + 2 * numMsg };
+  const storeRows = 5 * S + numSlots + 3 * numMsg;
+  type Views = Record<keyof typeof layout, Float32Array>;
+  const viewsOf = (buf: Float32Array): Views => {
+    const out = {} as Views;
+    for (const k of Object.keys(layout) as Array<keyof typeof layout>) out[k] = buf.subarray(layout[k] * BH);
+    return out;
+  };
   const at = (buf: Float32Array, i: number) => buf.subarray(i * BH, (i + 1) * BH);
+  /** Rows b of a [B, hs] block with mask[b] != 0 (null: every row). */
+  const maskRows = (mask: Float32Array | null): Int32Array | null => {
+    if (!mask) return null;
+    const idx = new Int32Array(B);
+    let k = 0;
+    for (let b = 0; b < B; b++) if (mask[b] !== 0) idx[k++] = b;
+    return idx.subarray(0, k);
+  };
+  const rowsOfAdd = new Map<Float32Array, Int32Array>();
+  const rowsOf = (mask: Float32Array) => {
+    let r = rowsOfAdd.get(mask);
+    if (!r) rowsOfAdd.set(mask, (r = maskRows(mask)!));
+    return r;
+  };
+  /** dst (+)= src on the rows of the mask (masks are 0/1 per graph). */
+  const addMasked = (dst: Float32Array, src: Float32Array, mask: Float32Array | null) => {
+    if (!mask) addon.ewise(3, dst, src, null, BH);
+    else {
+      const rows = rowsOf(mask);
+      addon.addRows(dst, rows, src, rows, rows.length, H);
+    }
+  };
 
-  const forwardFunc = (): tf.Tensor[] => {
+  const forwardFunc = (save: (t: tf.Tensor[]) => void): tf.Tensor[] => {
+    // every backend allocation first: views of the wasm heap do not survive one
+    const finalsT = hostTensor([n, B, H]);
+    const readsT = reads.length ? hostTensor([reads.length, B, width * H]) : null;
+    const storeT = hostTensor([Math.max(1, storeRows * BH)]);
+    const V = viewsOf(hostView(storeT));
+    const finals = hostView(finalsT);
+    finals.fill(0);
     const wih = hostView(gru.weightIh);
     const bih = hostView(gru.biasIh);
     const whh = hostView(gru.weightHh);
@@ -122,181 +151,183 @@ export function gatedRecurrence(addon: BlasAddon, p: RecurrenceParams, plan: Rec
     const wg = hostView(gate.weight);
     const bg = hostView(gate.bias!);
     const wm = hostView(mapper.weight);
-    const h0 = hInit ? Float32Array.from(hostView(hInit)) : null;
+    const h0 = hInit ? hostView(hInit) : null;
     // gate inputs per type: table[t] = W_ih[:, t] + b_ih
-    const table = new Float32Array(nvt * H3);
+    const table = scratch('table', nvt * H3);
     for (let t = 0; t < nvt; t++) for (let g = 0; g < H3; g++) table[t * H3 + g] = wih[g * nvt + t] + bih[g];
-    const msgs: Array<Float32Array | null> = new Array(n).fill(null);
-    const finals = new Float32Array(n * BH);
-    const gh = new Float32Array(B * H3);
+    const msgAll = scratch('msgs', Math.max(1, numMsg) * BH);
+    const cur = scratch('cur', BH);
+    const gh = scratch('gh', B * H3);
     let sid = 0;
     for (const vx of plan.vertices) {
-      let cur: Float32Array | null = vx.init && h0 ? h0 : null;
+      let started = false;
+      if (vx.init && h0) {
+        cur.set(h0);
+        started = true;
+      }
       for (const st of vx.steps) {
         for (const { s, mask } of st.add) {
-          const m = msgs[s];
-          if (!m) throw new Error(`gatedRecurrence: vertex ${s} sends before its state exists`);
-          cur ??= new Float32Array(BH);
-          for (let b = 0; b < B; b++) {
-            const f = mask ? mask[b] : 1;
-            if (f === 0) continue;
-            const o = b * H;
-            for (let j = 0; j < H; j++) cur[o + j] += f * m[o + j];
+          if (msgSlot[s] < 0) throw new Error(`gatedRecurrence: vertex ${s} sends before its state exists`);
+          if (!started) {
+            cur.fill(0);
+            started = true;
           }
+          addMasked(cur, at(msgAll, msgSlot[s]), mask);
         }
         let hIn: Float32Array | null = null;
-        if (cur) {
-          hIn = at(HIN, slotOf[sid]);
+        if (started) {
+          hIn = at(V.HIN, slotOf[sid]);
           hIn.set(cur);
           addon.gemm(false, true, B, H3, H, 1, hIn, H, whh, H, 0, gh, H3);
         }
-        addon.gruFwd(table, vx.types, hIn ? gh : null, bhh, hIn, at(R, sid), at(Z, sid), at(NN, sid), at(GHN, sid), at(HH, sid), B, H);
+        addon.gruFwd(table, vx.types, hIn ? gh : null, bhh, hIn, at(V.R, sid), at(V.Z, sid), at(V.NN, sid), at(V.GHN, sid), at(V.HH, sid), B, H);
         sid++;
       }
-      const hv = at(HH, sid - 1);
+      const hv = at(V.HH, sid - 1);
       finals.set(hv, vx.v * BH);
       if (sends[vx.v]) {
         const k = msgSlot[vx.v];
-        const a = at(G, k);
-        const c = at(C, k);
-        at(HF, k).set(hv);
+        const a = at(V.G, k);
+        const c = at(V.C, k);
+        at(V.HF, k).set(hv);
         addon.gemm(false, true, B, H, H, 1, hv, H, wg, W, 0, a, H);
         addon.gemm(false, true, B, H, H, 1, hv, H, wm, W, 0, c, H);
-        const m = new Float32Array(BH);
-        addon.msgFwd(a, c, m, wg, bg, wm, W, vx.v, B, H);
-        msgs[vx.v] = m;
+        addon.msgFwd(a, c, at(msgAll, k), wg, bg, wm, W, vx.v, B, H);
       }
     }
-    const outs: tf.Tensor[] = [tf.tensor3d(finals, [n, B, H])];
-    if (reads.length) {
-      const out = new Float32Array(reads.length * B * width * H);
+    const outs: tf.Tensor[] = [finalsT];
+    if (readsT) {
+      const out = hostView(readsT);
       reads.forEach((tuple, r) => {
-        tuple.forEach((id, w) => {
-          const h = at(HH, id);
-          for (let b = 0; b < B; b++) out.set(h.subarray(b * H, (b + 1) * H), ((r * B + b) * width + w) * H);
-        });
+        tuple.forEach((id, w) => addon.copy2d(out, (r * B * width + w) * H, width * H, V.HH, id * BH, H, B, H));
       });
-      outs.push(tf.tensor3d(out, [reads.length, B, width * H]));
+      outs.push(readsT);
     }
+    // saved last (and no view used after it): with a copying Identity (stock wasm) the saved clone
+    // is a copy of what is there now, and its allocation may move the heap
+    save([storeT]);
     return outs;
   };
 
-  const backward = (dys: tf.Tensor[]): Record<string, tf.Tensor> => {
+  const backward = (dys: tf.Tensor[], saved: tf.Tensor[]): Record<string, tf.Tensor> => {
+    const grads: Record<string, tf.Tensor> = {
+      wih: hostTensor([H3, nvt]),
+      bih: hostTensor([H3]),
+      whh: hostTensor([H3, H]),
+      bhh: hostTensor([H3]),
+      wg: hostTensor([H, W]),
+      bg: hostTensor([H]),
+      wm: hostTensor([H, W]),
+    };
+    if (hInit) grads.hInit = hostTensor([B, H]);
+    const V = viewsOf(hostView(saved[0]));
     const whh = hostView(gru.weightHh);
     const wg = hostView(gate.weight);
     const wm = hostView(mapper.weight);
     const dFin = hostView(dys[0]);
     const dRead = reads.length ? hostView(dys[1]) : null;
-    const dStep: Array<Float32Array | null> = new Array(numSteps).fill(null);
-    const dOf = (id: number) => (dStep[id] ??= new Float32Array(BH));
-    for (let v = 0; v < n; v++) {
-      if (finalStep[v] < 0) continue;
-      const d = dOf(finalStep[v]);
-      const src = dFin.subarray(v * BH, (v + 1) * BH);
-      for (let i = 0; i < BH; i++) d[i] += src[i];
-    }
+    const dWhh = hostView(grads.whh);
+    const dbhh = hostView(grads.bhh).fill(0);
+    const dWg = hostView(grads.wg).fill(0);
+    const dbg = hostView(grads.bg).fill(0);
+    const dWm = hostView(grads.wm).fill(0);
+    const dInit = hInit ? hostView(grads.hInit).fill(0) : null;
+    const dStepAll = scratch('dstep', S * BH).fill(0);
+    const dMsgAll = scratch('dmsg', Math.max(1, numMsg) * BH).fill(0);
+    const hasMsgGrad = new Uint8Array(n);
+    const dTable = scratch('dtable', nvt * H3).fill(0);
+    const DGH = scratch('dgh', Math.max(1, numSlots) * B * H3).fill(0);
+    const DA = scratch('da', Math.max(1, numMsg) * BH).fill(0);
+    const DC = scratch('dc', Math.max(1, numMsg) * BH).fill(0);
+    const gradScratch = scratch('dghTmp', B * H3);
+    const dhIn = scratch('dhin', BH);
+    const acc = scratch('acc', BH);
+    for (let v = 0; v < n; v++) if (finalStep[v] >= 0) addon.ewise(3, at(dStepAll, finalStep[v]), dFin.subarray(v * BH, (v + 1) * BH), null, BH);
     if (dRead) {
+      const iota = Int32Array.from({ length: B }, (_, b) => b);
+      const src = new Int32Array(B);
       reads.forEach((tuple, r) => {
         tuple.forEach((id, w) => {
-          const d = dOf(id);
-          for (let b = 0; b < B; b++) {
-            const o = ((r * B + b) * width + w) * H;
-            for (let j = 0; j < H; j++) d[b * H + j] += dRead[o + j];
-          }
+          for (let b = 0; b < B; b++) src[b] = (r * B + b) * width + w;
+          addon.addRows(at(dStepAll, id), iota, dRead, src, B, H);
         });
       });
     }
-    const dTable = new Float32Array(nvt * H3);
-    const dWhh = new Float32Array(H3 * H);
-    const dbhh = new Float32Array(H3);
-    const dWg = new Float32Array(H * W);
-    const dbg = new Float32Array(H);
-    const dWm = new Float32Array(H * W);
-    const DGH = new Float32Array(numSlots * B * H3);
-    const DA = new Float32Array(numMsg * BH);
-    const DC = new Float32Array(numMsg * BH);
-    const scratch = new Float32Array(B * H3);
-    const dMsg: Array<Float32Array | null> = new Array(n).fill(null);
-    let dInit: Float32Array | null = null;
-    const dhIn = new Float32Array(BH);
     let sid = numSteps;
     for (let q = plan.vertices.length - 1; q >= 0; q--) {
       const vx = plan.vertices[q];
       const v = vx.v;
       sid -= vx.steps.length;
       const fin = sid + vx.steps.length - 1;
-      const dM = dMsg[v];
-      if (dM && sends[v]) {
+      if (sends[v] && hasMsgGrad[v]) {
         // m = g * c, g = sigmoid(a): back to the vertex's final state (weights: one gemm at the end)
         const k = msgSlot[v];
         const da = at(DA, k);
         const dc = at(DC, k);
-        addon.msgBwd(dM, at(G, k), at(C, k), da, dc, dWg, dbg, dWm, W, v, B, H);
-        const dh = dOf(fin);
+        addon.msgBwd(at(dMsgAll, k), at(V.G, k), at(V.C, k), da, dc, dWg, dbg, dWm, W, v, B, H);
+        const dh = at(dStepAll, fin);
         addon.gemm(false, false, B, H, H, 1, da, H, wg, W, 1, dh, H);
         addon.gemm(false, false, B, H, H, 1, dc, H, wm, W, 1, dh, H);
       }
       // running sum of the hidden-input gradients of this vertex's later steps
-      let acc: Float32Array | null = null;
+      let accOn = false;
       for (let k = vx.steps.length - 1; k >= 0; k--) {
         const id = sid + k;
-        const dh = dStep[id];
-        if (dh) {
-          const slot = slotOf[id];
-          const hIn = slot >= 0 ? at(HIN, slot) : null;
-          const dgh = slot >= 0 ? DGH.subarray(slot * B * H3, (slot + 1) * B * H3) : scratch;
-          addon.gruBwd(dh, hIn, at(R, id), at(Z, id), at(NN, id), at(GHN, id), stepTypes[id], dgh, hIn ? dhIn : null, dTable, dbhh, B, H);
-          if (hIn) {
-            addon.gemm(false, false, B, H, H3, 1, dgh, H3, whh, H, 1, dhIn, H);
-            acc ??= new Float32Array(BH);
-            for (let i = 0; i < BH; i++) acc[i] += dhIn[i];
+        const slot = slotOf[id];
+        const hIn = slot >= 0 ? at(V.HIN, slot) : null;
+        const dgh = slot >= 0 ? DGH.subarray(slot * B * H3, (slot + 1) * B * H3) : gradScratch;
+        addon.gruBwd(at(dStepAll, id), hIn, at(V.R, id), at(V.Z, id), at(V.NN, id), at(V.GHN, id), stepTypes[id], dgh, hIn ? dhIn : null, dTable, dbhh, B, H);
+        if (hIn) {
+          addon.gemm(false, false, B, H, H3, 1, dgh, H3, whh, H, 1, dhIn, H);
+          if (!accOn) {
+            acc.fill(0);
+            accOn = true;
           }
+          addon.ewise(3, acc, dhIn, null, BH);
         }
-        if (acc) {
+        if (accOn) {
           for (const { s: snd, mask } of vx.steps[k].add) {
-            const d = (dMsg[snd] ??= new Float32Array(BH));
-            for (let b = 0; b < B; b++) {
-              const f = mask ? mask[b] : 1;
-              if (f === 0) continue;
-              const o = b * H;
-              for (let j = 0; j < H; j++) d[o + j] += f * acc[o + j];
-            }
+            addMasked(at(dMsgAll, msgSlot[snd]), acc, mask);
+            hasMsgGrad[snd] = 1;
           }
         }
       }
-      if (vx.init && hInit && acc) {
-        dInit ??= new Float32Array(BH);
-        for (let i = 0; i < BH; i++) dInit[i] += acc[i];
-      }
+      if (vx.init && dInit && accOn) addon.ewise(3, dInit, acc, null, BH);
     }
     // weight gradients summed over all steps in one product each
-    if (numSlots) addon.gemm(true, false, H3, H, numSlots * B, 1, DGH, H3, HIN, H, 0, dWhh, H);
+    if (numSlots) addon.gemm(true, false, H3, H, numSlots * B, 1, DGH, H3, V.HIN, H, 0, dWhh, H);
+    else dWhh.fill(0);
     if (numMsg) {
-      addon.gemm(true, false, H, H, numMsg * B, 1, DA, H, HF, H, 1, dWg, W);
-      addon.gemm(true, false, H, H, numMsg * B, 1, DC, H, HF, H, 1, dWm, W);
+      addon.gemm(true, false, H, H, numMsg * B, 1, DA, H, V.HF, H, 1, dWg, W);
+      addon.gemm(true, false, H, H, numMsg * B, 1, DC, H, V.HF, H, 1, dWm, W);
     }
     // table[t] = W_ih[:, t] + b_ih
-    const dWih = new Float32Array(H3 * nvt);
-    const dbih = new Float32Array(H3);
+    const dWih = hostView(grads.wih);
+    const dbih = hostView(grads.bih).fill(0);
     for (let t = 0; t < nvt; t++) {
       for (let g = 0; g < H3; g++) {
         dWih[g * nvt + t] = dTable[t * H3 + g];
         dbih[g] += dTable[t * H3 + g];
       }
     }
-    const grads: Record<string, tf.Tensor> = {
-      wih: tf.tensor2d(dWih, [H3, nvt]),
-      bih: tf.tensor1d(dbih),
-      whh: tf.tensor2d(dWhh, [H3, H]),
-      bhh: tf.tensor1d(dbhh),
-      wg: tf.tensor2d(dWg, [H, W]),
-      bg: tf.tensor1d(dbg),
-      wm: tf.tensor2d(dWm, [H, W]),
-    };
-    if (hInit) grads.hInit = dInit ? tf.tensor2d(dInit, [B, H]) : tf.zeros([B, H]);
     return grads;
   };
 
   const outs = hostOp(inputs, forwardFunc, backward);
   return { finals: outs[0] as tf.Tensor3D, reads: reads.length ? (outs[1] as tf.Tensor3D) : null };
+}
+
+/**
+ * Reusable host buffers for one call's temporaries (tens of MB of typed arrays allocated per
+ * training step cost more in zeroing and GC than the arithmetic). Contents are unspecified; each
+ * key is used by one phase at a time (forward or backward passes never interleave).
+ */
+const scratchBufs = new Map<string, Float32Array>();
+function scratch(key: string, n: number): Float32Array {
+  let b = scratchBufs.get(key);
+  if (!b || b.length < n) {
+    b = new Float32Array(n);
+    scratchBufs.set(key, b);
+  }
+  return b.subarray(0, n);
 }

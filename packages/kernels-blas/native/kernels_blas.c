@@ -1253,7 +1253,7 @@ HOT static napi_value js_copy2d(napi_env env, napi_callback_info info) {
 }
 
 // ewise(op, out, a, b, n): 0: out = a + b; 1: out = b > 0 ? a : 0 (relu's backward: a = dy, b =
-// the activation); 2: out = a (copy). Elementwise helpers for host-side fused ops (JS loops with
+// the activation); 2: out = a (copy); 3: out += a. Elementwise helpers for host-side fused ops (JS loops with
 // data-dependent branches run at ~7 ns per element).
 HOT static napi_value js_ewise(napi_env env, napi_callback_info info) {
   GET_ARGS(5);
@@ -1262,11 +1262,14 @@ HOT static napi_value js_ewise(napi_env env, napi_callback_info info) {
   F32(2, a);
   F32(3, b);
   long n = get_long(env, argv[4]);
-  if (n < 0 || (size_t)n > out_len || (size_t)n > a_len || (op != 2 && (size_t)n > b_len)) return throw_err(env, "kernels_blas: ewise: bad sizes");
+  if (n < 0 || (size_t)n > out_len || (size_t)n > a_len || (op != 2 && op != 3 && (size_t)n > b_len)) return throw_err(env, "kernels_blas: ewise: bad sizes");
   float *restrict o = out;
   const float *restrict x = a;
   const float *restrict y = b;
-  if (op == 0) {
+  if (op == 3) {
+    float *acc = out;  // out += a (out and a distinct)
+    for (long i = 0; i < n; i++) acc[i] += a[i];
+  } else if (op == 0) {
     for (long i = 0; i < n; i++) o[i] = x[i] + y[i];
   } else if (op == 1) {
     for (long i = 0; i < n; i++) o[i] = y[i] > 0.0f ? x[i] : 0.0f;

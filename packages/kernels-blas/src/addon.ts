@@ -30,7 +30,7 @@ export interface BlasAddon {
   pairTanhMean(g: Float32Array, d: Float32Array, w: Float32Array, out: Float32Array, nG: number, nD: number, k: number): void;
   /** Multi-head layout: split [N*rows, h*d] -> [N*h, rows, d] (merge = false) or the inverse. */
   heads(src: Float32Array, dst: Float32Array, N: number, rows: number, h: number, d: number, merge: boolean): void;
-  /** Elementwise: op 0 out = a + b; 1 out = b > 0 ? a : 0; 2 out = a. */
+  /** Elementwise: op 0 out = a + b; 1 out = b > 0 ? a : 0; 2 out = a; 3 out += a. */
   ewise(op: number, out: Float32Array, a: Float32Array, b: Float32Array | null, n: number): void;
   /** out[c] (+)= sum over rows of x[r * cols + c]. */
   colSum(x: Float32Array, rows: number, cols: number, out: Float32Array, accumulate: boolean): void;

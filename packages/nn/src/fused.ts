@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { fusedAddon, hostTensor, hostView, type BlasAddon } from '@metad2a/kernels-blas';
+import { blasAddon, fusedAddon, hostTensor, hostView, type BlasAddon } from '@metad2a/kernels-blas';
 import type { Linear } from './module.js';
 
 /**
@@ -32,6 +32,14 @@ export function hostOp(
     inputs,
   });
   return Array.isArray(out) ? out : [out];
+}
+
+/**
+ * Whether the fused host ops can run in this process at all: the OpenBLAS addon is built and not
+ * disabled (METAD2A_BLAS=off). fusedOps() further needs our kernels on the current backend.
+ */
+export function fusedOpsAvailable(): boolean {
+  return blasAddon() !== null && (process.env.METAD2A_BLAS ?? '').toLowerCase() !== 'off';
 }
 
 /** The BLAS addon when fused host ops should run on the current backend (see kernels-blas fusedAddon). */

@@ -3,7 +3,7 @@ import type { ArchDag, Rng } from '@metad2a/core';
 import { GRUCell, Linear, Module, Sequential, Sigmoid } from '@metad2a/nn';
 import { packGraphs, type GraphBatch, type ModelSpace } from './graph-batch.js';
 import { GruWeights, MessageWeights, oneHotRows } from './message-passing.js';
-import { fusedAddon, type BlasAddon } from '@metad2a/kernels-blas';
+import { fusedAddon, hostView, type BlasAddon } from '@metad2a/kernels-blas';
 import { gatedRecurrence, type RecurrenceVertex } from './recurrence.js';
 
 /**
@@ -227,14 +227,15 @@ export class DagEncoder extends Module {
     const H3 = 3 * H;
     const W = this.vs;
     const nvt = this.nvt;
-    // host copies: views of the wasm heap would not survive allocations between steps
-    const wih = gru.weightIh.dataSync();
-    const bih = gru.biasIh.dataSync();
-    const whh = gru.weightHh.dataSync() as Float32Array;
-    const bhh = gru.biasHh.dataSync() as Float32Array;
-    const wg = gate.weight.dataSync() as Float32Array;
-    const bg = gate.bias!.dataSync() as Float32Array;
-    const wm = mapper.weight.dataSync() as Float32Array;
+    // views of the backend's weights: no backend allocation happens while the stepper is in use
+    // (the loop below works on host arrays only), so they stay valid
+    const wih = hostView(gru.weightIh);
+    const bih = hostView(gru.biasIh);
+    const whh = hostView(gru.weightHh);
+    const bhh = hostView(gru.biasHh);
+    const wg = hostView(gate.weight);
+    const bg = hostView(gate.bias!);
+    const wm = hostView(mapper.weight);
     const table = new Float32Array(nvt * H3);
     for (let t = 0; t < nvt; t++) for (let g = 0; g < H3; g++) table[t * H3 + g] = wih[g * nvt + t] + bih[g];
     const step = (types: Int32Array, hIn: Float32Array | null, ghIn: Float32Array | null, U: number, msgOf: number) => {

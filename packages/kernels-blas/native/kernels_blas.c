@@ -1347,6 +1347,60 @@ HOT static napi_value js_pair_tanh_mean(napi_env env, napi_callback_info info) {
   free(t);
   return NULL;
 }
+
+// softmaxRows(x, blocks, rows, cols, mask, heads): in place, row-wise softmax of x [blocks, rows,
+// cols]; mask (or null) [blocks / heads, cols] 0/1 excludes keys (weight exactly 0) of block b by
+// row b / heads of the mask (the same key mask for every head and query of a set).
+HOT static napi_value js_softmax_rows(napi_env env, napi_callback_info info) {
+  GET_ARGS(6);
+  F32(0, x);
+  long nb = get_long(env, argv[1]), rows = get_long(env, argv[2]), cols = get_long(env, argv[3]);
+  F32(4, mask);
+  long heads = get_long(env, argv[5]);
+  if (nb < 0 || rows < 0 || cols <= 0 || heads <= 0 || (size_t)(nb * rows * cols) > x_len ||
+      (mask && (size_t)(((nb + heads - 1) / heads) * cols) > mask_len))
+    return throw_err(env, "kernels_blas: softmaxRows: bad sizes");
+  for (long b = 0; b < nb; b++) {
+    const float *mk = mask ? mask + (size_t)(b / heads) * cols : NULL;
+    for (long r = 0; r < rows; r++) {
+      float *restrict v = x + ((size_t)b * rows + r) * cols;
+      float mx = -INFINITY;
+      for (long c = 0; c < cols; c++)
+        if (!mk || mk[c] != 0.0f) mx = v[c] > mx ? v[c] : mx;
+      // exp by the vectorised polynomial (masked keys: clamped, then multiplied by 0)
+      if (mk) {
+        for (long c = 0; c < cols; c++) v[c] = fexp(v[c] - mx) * (mk[c] != 0.0f ? 1.0f : 0.0f);
+      } else {
+        for (long c = 0; c < cols; c++) v[c] = fexp(v[c] - mx);
+      }
+      float sum = 0.0f;
+      for (long c = 0; c < cols; c++) sum += v[c];
+      const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+      for (long c = 0; c < cols; c++) v[c] *= inv;
+    }
+  }
+  return NULL;
+}
+
+// softmaxBwd(a, da, ds, n, cols): ds = a * (da - sum_c a da) per row of cols (softmax's gradient).
+HOT static napi_value js_softmax_bwd(napi_env env, napi_callback_info info) {
+  GET_ARGS(5);
+  F32(0, a);
+  F32(1, da);
+  F32(2, ds);
+  long rows = get_long(env, argv[3]), cols = get_long(env, argv[4]);
+  if (rows < 0 || cols <= 0 || (size_t)(rows * cols) > a_len || (size_t)(rows * cols) > da_len || (size_t)(rows * cols) > ds_len)
+    return throw_err(env, "kernels_blas: softmaxBwd: bad sizes");
+  for (long r = 0; r < rows; r++) {
+    const float *restrict ar = a + (size_t)r * cols;
+    const float *restrict dr = da + (size_t)r * cols;
+    float *restrict sr = ds + (size_t)r * cols;
+    float dot = 0.0f;
+    for (long c = 0; c < cols; c++) dot += ar[c] * dr[c];
+    for (long c = 0; c < cols; c++) sr[c] = ar[c] * (dr[c] - dot);
+  }
+  return NULL;
+}
 // ---------------------------------------------------------------------------------------------
 #define EXPORT(name, fn)                                                   \
   do {                                                                     \
@@ -1366,6 +1420,8 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("copy2d", js_copy2d);
   EXPORT("ewise", js_ewise);
   EXPORT("heads", js_heads);
+  EXPORT("softmaxRows", js_softmax_rows);
+  EXPORT("softmaxBwd", js_softmax_bwd);
   EXPORT("pairTanhMean", js_pair_tanh_mean);
   EXPORT("colSum", js_col_sum);
   EXPORT("gruBwd", js_gru_bwd);

@@ -28,6 +28,10 @@ export interface BlasAddon {
   copy2d(dst: Float32Array, dstOff: number, ldd: number, src: Float32Array, srcOff: number, lds: number, rows: number, cols: number, alpha?: number): void;
   /** out[i] = mean over j of sum_c tanh(g[i, c] + d[j, c]) w[c] (rows of width k). */
   pairTanhMean(g: Float32Array, d: Float32Array, w: Float32Array, out: Float32Array, nG: number, nD: number, k: number): void;
+  /** In-place softmax over the last axis of x [blocks, rows, cols]; mask [blocks / heads, cols] (0 = excluded key) or null. */
+  softmaxRows(x: Float32Array, blocks: number, rows: number, cols: number, mask: Float32Array | null, heads: number): void;
+  /** ds = a * (da - rowsum(a * da)) for rows of cols. */
+  softmaxBwd(a: Float32Array, da: Float32Array, ds: Float32Array, rows: number, cols: number): void;
   /** Multi-head layout: split [N*rows, h*d] -> [N*h, rows, d] (merge = false) or the inverse. */
   heads(src: Float32Array, dst: Float32Array, N: number, rows: number, h: number, d: number, merge: boolean): void;
   /** Elementwise: op 0 out = a + b; 1 out = b > 0 ? a : 0; 2 out = a; 3 out += a. */

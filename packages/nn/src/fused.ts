@@ -214,3 +214,55 @@ function headsOp(x: tf.Tensor, N: number, rows: number, h: number, d: number, me
   };
   return hostOp({ x }, () => [run(x, merge)], (dys) => ({ x: run(dys[0], !merge).reshape(x.shape) }))[0];
 }
+
+/**
+ * Multi-head attention core on split heads: Qh [N*h, n, d], Kh and Vh [N*h, m, d] (keys already
+ * scaled) -> Qh + softmax(Qh Kh^T) Vh, with an optional key mask [N, m] (1 = real element; masked
+ * keys get weight exactly 0). One op: the products are OpenBLAS batched gemms, softmax and its
+ * gradient native, instead of tfjs' softmax, mask and residual kernels and their gradients.
+ */
+export function attentionHeads(Qh: tf.Tensor3D, Kh: tf.Tensor3D, Vh: tf.Tensor3D, h: number, keyMask?: tf.Tensor2D | null): tf.Tensor3D {
+  const [NB, n, d] = Qh.shape;
+  const m = Kh.shape[1];
+  const addon = fusedOps();
+  if (!addon) {
+    let S = tf.matMul(Qh, Kh, false, true);
+    if (keyMask) {
+      const bias = tf.scalar(1).sub(keyMask).mul(-1e9).reshape([NB / h, 1, 1, m]);
+      S = S.reshape([NB / h, h, n, m]).add(bias).reshape([NB, n, m]);
+    }
+    return Qh.add(tf.matMul(tf.softmax(S, -1), Vh)) as tf.Tensor3D;
+  }
+  const inputs: Record<string, tf.Tensor> = { q: Qh, k: Kh, v: Vh };
+  const forward = (save: (t: tf.Tensor[]) => void): tf.Tensor[] => {
+    const O = hostTensor([NB, n, d]);
+    const A = hostTensor([NB, n, m]);
+    const a = hostView(A);
+    const q = hostView(Qh);
+    addon.bmm(q, hostView(Kh), a, NB, n, m, d, false, true, null, null);
+    addon.softmaxRows(a, NB, n, m, keyMask ? hostView(keyMask) : null, h);
+    const o = hostView(O);
+    addon.bmm(a, hostView(Vh), o, NB, n, d, m, false, false, null, null);
+    addon.ewise(3, o, q, null, NB * n * d);
+    save([Qh, Kh, Vh, A]);
+    return [O];
+  };
+  const backward = (dys: tf.Tensor[], saved: tf.Tensor[]): Record<string, tf.Tensor> => {
+    const dQ = hostTensor([NB, n, d]);
+    const dK = hostTensor([NB, m, d]);
+    const dV = hostTensor([NB, m, d]);
+    const [q, k, v, a] = saved.map((t) => hostView(t));
+    const dO = hostView(dys[0]);
+    const dA = scratch('attDA', NB * n * m);
+    addon.bmm(dO, v, dA, NB, n, m, d, false, true, null, null); // dA = dO V^T
+    addon.bmm(a, dO, hostView(dV), NB, m, d, n, true, false, null, null); // dV = A^T dO
+    const dS = scratch('attDS', NB * n * m);
+    addon.softmaxBwd(a, dA, dS, NB * n, m);
+    const dq = hostView(dQ);
+    addon.bmm(dS, k, dq, NB, n, d, m, false, false, null, null); // dQ = dO + dS K
+    addon.ewise(3, dq, dO, null, NB * n * d);
+    addon.bmm(dS, q, hostView(dK), NB, m, d, n, true, false, null, null); // dK = dS^T Q
+    return { q: dQ, k: dK, v: dV };
+  };
+  return hostOp(inputs, forward, backward)[0] as tf.Tensor3D;
+}

@@ -1,7 +1,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@metad2a/core';
-import { Linear, fusedOps, fusedOpsAvailable, initBackend, mergeHeads, multiLinear, residualReluLinear, splitHeads } from '../src/index.js';
+import { Linear, attentionHeads, fusedOps, fusedOpsAvailable, initBackend, mergeHeads, multiLinear, residualReluLinear, splitHeads } from '../src/index.js';
 import { linearRef } from './helpers.js';
 // The fused ops need the OpenBLAS addon (CI builds it); without it, or with METAD2A_BLAS=off, the
 // models use the tfjs compositions and there is nothing to compare.
@@ -131,6 +131,38 @@ describe.runIf(FUSED_AVAILABLE)('fused host ops', () => {
     expect(Math.abs(f.loss - c.loss)).toBeLessThan(1e-5 * c.loss);
     expectClose(f.grads[0]!, c.grads[0]!, 1e-6);
     tf.dispose([x, w, s, ref]);
+  });
+
+  it('attentionHeads: Q + softmax(Q K^T) V with a key mask, value and gradients as tfjs', () => {
+    const rng = new Rng(6);
+    const [N, h, n, m, d] = [3, 2, 4, 4, 5];
+    const mk = (rows: number) => tf.tensor3d(rng.normalArray(N * h * rows * d), [N * h, rows, d]);
+    const [q, k, v] = [mk(n), mk(m), mk(m)];
+    const t = mk(n);
+    const mask = tf.tensor2d([1, 1, 1, 1, 1, 1, 0, 0, 1, 0, 0, 0], [N, m]); // 4, 2 and 1 real keys
+    for (const withMask of [false, true]) {
+      const loss = function (this: tf.Variable | null) {
+        return attentionHeads((this ?? q) as tf.Tensor3D, k, v, h, withMask ? mask : null).sub(t).square().sum() as tf.Scalar;
+      };
+      const f = run(true, loss, [], q);
+      const c = run(false, loss, [], q);
+      expect(Math.abs(f.loss - c.loss)).toBeLessThan(1e-5 * c.loss);
+      expectClose(f.grads[0]!, c.grads[0]!, 1e-5);
+      // gradients of K and V through the same op
+      const kv = [tf.variable(k), tf.variable(v)];
+      const grad = (mode: string) => {
+        process.env.METAD2A_FUSED = mode;
+        const { value, grads } = tf.variableGrads(() => attentionHeads(q, kv[0] as tf.Tensor3D, kv[1] as tf.Tensor3D, h, withMask ? mask : null).sub(t).square().sum() as tf.Scalar, kv);
+        const out = kv.map((x) => grads[x.name].dataSync().slice());
+        tf.dispose([value, ...Object.values(grads)]);
+        return out;
+      };
+      const gf = grad('on');
+      const gc = grad('off');
+      gc.forEach((g, i) => expectClose(gf[i], g, 1e-5));
+      tf.dispose(kv);
+    }
+    tf.dispose([q, k, v, t, mask]);
   });
 
   it('leak no tensors with or without a tape', () => {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, ShapeError, type Rng } from '@metad2a/core';
-import { LayerNorm, Linear, Module, defaultRng, mergeHeads, multiLinear, residualReluLinear, splitHeads, uniformArray, xavierBound } from '@metad2a/nn';
+import { LayerNorm, Linear, Module, attentionHeads, defaultRng, mergeHeads, multiLinear, residualReluLinear, splitHeads, uniformArray, xavierBound } from '@metad2a/nn';
 
 /**
  * Additive attention bias for padded set elements: large enough that exp() underflows to exactly 0
@@ -103,11 +103,7 @@ export class MAB extends Module {
       const d = dV / h;
       // [N*rows, dV] -> [N*h, rows, d]: head j = features j*d .. (j+1)*d-1
       const heads = (t: tf.Tensor, rows: number) => splitHeads(t, N, rows, h, d);
-      const Qh = heads(Q, n);
-      let S = tf.matMul(Qh, heads(K, m), false, true);
-      if (keyMask) S = S.reshape([N, h, n, m]).add(keyMaskBias(keyMask)).reshape([N * h, n, m]);
-      const A = tf.softmax(S, -1);
-      const Oh = Qh.add(tf.matMul(A, heads(V, m)));
+      const Oh = attentionHeads(heads(Q, n), heads(K, m), heads(V, m), h, keyMask);
       const O = mergeHeads(Oh, N, n, h, d);
       return this.output(O).reshape([N, n, dV]) as tf.Tensor3D;
     });

@@ -238,6 +238,9 @@ export class DagEncoder extends Module {
     const wm = hostView(mapper.weight);
     const table = new Float32Array(nvt * H3);
     for (let t = 0; t < nvt; t++) for (let g = 0; g < H3; g++) table[t * H3 + g] = wih[g * nvt + t] + bih[g];
+    // states, messages and projected messages of one direction live until the graph states are
+    // read (same call): carved from a buffer reused across calls instead of fresh zeroed arrays
+    const arena = takeArena(reverse ? 'bwd' : 'fwd');
     const step = (types: Int32Array, hIn: Float32Array | null, ghIn: Float32Array | null, U: number, msgOf: number) => {
       const UH = U * H;
       let gh = ghIn;
@@ -245,7 +248,7 @@ export class DagEncoder extends Module {
         gh = scratchBuffer('gh', U * H3);
         addon.gemm(false, true, U, H3, H, 1, hIn, H, whh, H, 0, gh, H3);
       }
-      const h = new Float32Array(UH);
+      const h = arena(UH);
       const scratch = scratchBuffer('gates', 4 * UH);
       const part = (i: number) => scratch.subarray(i * UH, (i + 1) * UH);
       addon.gruFwd(table, types, gh, bhh, hIn, part(0), part(1), part(2), part(3), h, U, H);
@@ -254,9 +257,9 @@ export class DagEncoder extends Module {
       const c = part(1);
       addon.gemm(false, true, U, H, H, 1, h, H, wg, W, 0, a, H);
       addon.gemm(false, true, U, H, H, 1, h, H, wm, W, 0, c, H);
-      const msg = new Float32Array(UH);
+      const msg = arena(UH);
       addon.msgFwd(a, c, msg, wg, bg, wm, W, msgOf, U, H);
-      const projected = new Float32Array(U * H3);
+      const projected = arena(U * H3);
       addon.gemm(false, true, U, H3, H, 1, msg, H, whh, H, 0, projected, H3);
       return { h, msg, projected };
     };
@@ -347,6 +350,27 @@ function scratchBuffer(key: string, n: number): Float32Array {
     scratchBufs.set(key, b);
   }
   return b.subarray(0, n);
+}
+
+/**
+ * A bump allocator over a buffer kept per key across calls: take(n) hands out the next n floats
+ * (contents unspecified). Starting a new arena for a key invalidates what the last one handed out;
+ * when the buffer runs short a larger one replaces it (earlier pieces stay valid in the old one).
+ */
+const arenas = new Map<string, Float32Array>();
+function takeArena(key: string): (n: number) => Float32Array {
+  let buf = arenas.get(key) ?? new Float32Array(0);
+  let off = 0;
+  return (n: number) => {
+    if (off + n > buf.length) {
+      buf = new Float32Array(Math.max(2 * buf.length, n, 1 << 16));
+      arenas.set(key, buf);
+      off = 0;
+    }
+    const out = buf.subarray(off, off + n);
+    off += n;
+    return out;
+  };
 }
 
 function range(a: number, b: number): number[] {

@@ -10,7 +10,9 @@
 // as soon as it is trained, so a stopped run resumes where it was. At the end (or with --summary)
 // it writes <out>.summary.json and <out>.md with Spearman, Kendall and the cost per training.
 // Recipe fields can be overridden for exploration (--epochs, --per-class, --input, --width, --depth,
-// --batch, --pad, --lr); the recipe id then records the overrides.
+// --batch, --pad, --lr); the recipe id then records the overrides. --shard I/N trains only every N-th
+// cell from the I-th (0-based), so N processes (one per core) share one calibration and one CSV: rows are
+// single O_APPEND writes, and each process skips cells already in the file.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,8 +47,16 @@ if (changed.length) recipe.id = `${base.id}+${changed.join('+')}`;
 if (recipe.inputSize !== base.inputSize && opt('pad') === undefined) recipe.augmentPad = Math.max(1, Math.round(recipe.inputSize / 8));
 const cells = Number(opt('cells', 100));
 const seed = Number(opt('seed', 0));
+// Seed of the trainings only (init, batch order, augmentation); cells and images stay those of --seed.
+// A second run with another --train-seed measures how much of a recipe's ranking is training noise.
+const trainSeed = Number(opt('train-seed', seed));
+if (trainSeed !== seed) recipe.id = `${recipe.id}+trainseed${trainSeed}`;
 const testPerClass = Number(opt('test-per-class', 200));
 const dataDir = path.resolve(opt('data', path.join(repo, '..', 'shared', 'data', 'cifar10')));
+const shardSpec = opt('shard', '0/1');
+const shardMatch = /^(\d+)\/(\d+)$/.exec(shardSpec);
+if (!shardMatch || Number(shardMatch[1]) >= Number(shardMatch[2])) throw new Error(`--shard: expected I/N with 0 <= I < N, got '${shardSpec}'`);
+const [shard, shards] = [Number(shardMatch[1]), Number(shardMatch[2])];
 const out = path.resolve(opt('out', path.join(here, 'results', `${recipe.id}.csv`)));
 
 const table = await loadNb201Table(undefined, { epoch12Path: null });
@@ -173,19 +183,24 @@ const rows = readRows();
 const done = new Set(rows.map((r) => r.index));
 if (!fs.existsSync(out) || fs.statSync(out).size === 0) {
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, `${HEADER}\n`);
-} else {
+  // 'wx': of several shards starting together, one writes the header
+  try {
+    fs.writeFileSync(out, `${HEADER}\n`, { flag: 'wx' });
+  } catch (e) {
+    if (e.code !== 'EEXIST') throw e;
+  }
+} else if (shards === 1) {
   // cut a torn last line so the next row starts on its own line
   const text = fs.readFileSync(out, 'utf8');
   if (!text.endsWith('\n')) fs.truncateSync(out, text.lastIndexOf('\n') + 1);
 }
 const fields = `"${JSON.stringify(recipe).replace(/"/g, '""')}"`;
 console.error(`[calibration] ${recipe.id}: ${done.size}/${indices.length} cells done, backend ${info.name}; writing ${path.relative(repo, out)}`);
-for (const index of indices) {
-  if (done.has(index)) continue;
+for (const [pos, index] of indices.entries()) {
+  if (pos % shards !== shard || done.has(index)) continue;
   const arch = table.stringAt(index);
   const cpu0 = process.cpuUsage();
-  const res = trainArchitecture(space, arch, recipe, train, test, `calibration:${seed}:${index}`);
+  const res = trainArchitecture(space, arch, recipe, train, test, `calibration:${trainSeed}:${index}`);
   const cpu = process.cpuUsage(cpu0);
   const row = [index, arch, truth[index], res.testAccuracy, res.trainAccuracy.toFixed(2), res.seconds.toFixed(3), ((cpu.user + cpu.system) / 1e6).toFixed(3), info.name, res.trainImages, res.testImages, fields];
   const fd = fs.openSync(out, 'a');
@@ -196,5 +211,10 @@ for (const index of indices) {
   console.error(`[calibration] ${all.length}/${indices.length} cell ${index} nb201 ${truth[index].toFixed(2)} ours ${res.testAccuracy.toFixed(2)} ${res.seconds.toFixed(1)}s (cpu ${((cpu.user + cpu.system) / 1e6).toFixed(1)}s)` +
     (all.length >= 5 ? ` spearman so far ${spearman(all.map((r) => r.accuracy), all.map((r) => r.nb201)).toFixed(3)}` : ''));
 }
-const s = writeSummary(readRows());
+const finished = readRows();
+if (finished.length < indices.length) {
+  console.error(`[calibration] shard ${shard}/${shards} done; ${finished.length}/${indices.length} cells in the file (the other shards are still running)`);
+  process.exit(0);
+}
+const s = writeSummary(finished);
 console.log(`${recipe.id}: ${s.cells} cells, spearman ${s.spearman.toFixed(3)}, kendall ${s.kendall.toFixed(3)}, median ${s.medianSeconds.toFixed(2)} s (${s.medianCpuSeconds.toFixed(2)} CPU s) per training on ${s.backends.join(', ')}`);

@@ -4,8 +4,8 @@
 //   (cd packages/set-encoder && npx tsup) && (cd packages/dag-vae && npx tsup) && (cd packages/predictor && npx tsup)
 //   node tools/bench/models.mjs [--repeats 5] [--backend wasm] [--gen-batch 100] [--compare]
 // --compare also times every item with the fused host ops off (METAD2A_FUSED=off: the per-step tfjs
-// compositions, and wasm's stock copying Identity), interleaved with the fused runs in the same
-// process, so both medians see the same machine load.
+// compositions, and wasm's stock copying Identity) in the same process, item by item (a block of
+// unfused runs right before the block of fused runs), so both see about the same machine load.
 // Reports medians over repeated runs and the speed-up over the original's figures (one core):
 // decode 100 graphs 0.08 s, set-encode 100 ten-class datasets 0.18 s, rank 500 candidates 0.38 s,
 // one training step at batch 32: generator 0.29 s, predictor 0.37 s.
@@ -45,20 +45,17 @@ const setMode = (fused) => {
   setIdentityAliasing(fused);
 };
 function time(fn, repeats = REPEATS, warmup = 1) {
+  // --compare: a block of unfused runs, then a block of fused runs, each after its own warm-up.
+  // (Alternating the modes run by run penalised the fused predictor step by ~50 %: each mode then
+  // starts on the other's wasm heap and garbage; a training process stays in one mode.)
   const modes = COMPARE ? [false, true] : [true];
-  for (const m of modes) {
-    setMode(m);
-    for (let i = 0; i < warmup; i++) fn();
-  }
   const ts = { true: [], false: [] };
   const cs = { true: [], false: [] };
   let last;
-  for (let i = 0; i < repeats; i++) {
-    for (const m of modes) {
-      setMode(m);
-      // the first run after a switch pays for it (measured: a whole predictor step slower), which
-      // a process that stays in one mode never does: discard it
-      if (COMPARE) fn();
+  for (const m of modes) {
+    setMode(m);
+    for (let i = 0; i < warmup; i++) fn();
+    for (let i = 0; i < repeats; i++) {
       const c0 = process.cpuUsage();
       const t0 = performance.now();
       last = fn();

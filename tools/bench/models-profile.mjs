@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Kernel census of the models' hot paths: how many tfjs kernels each runs and where their time
 // goes (tf.profile; per-kernel times include profiling overhead, so use them for shares, not totals).
+// Fused host ops show up as "unnamed scope" with their forward time only: their backward passes run
+// inside the gradient computation, outside any kernel (compare the unprofiled cpu time).
 //   node tools/bench/models-profile.mjs [--what gen|pred|rank|all] [--top 25]
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

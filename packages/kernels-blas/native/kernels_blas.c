@@ -1401,6 +1401,117 @@ HOT static napi_value js_softmax_bwd(napi_env env, napi_callback_info info) {
   }
   return NULL;
 }
+
+// ---------------------------------------------------------------------------------------------
+// adam(ps, gs, ms, vs, outs, scal, b1, c1, b2, c2, eps): PyTorch's Adam update (TorchAdam in
+// @metad2a/meta-training) over many parameter tensors in one call, m and v in place:
+//   m = m b1 + g c1;  v = v b2 + (g g) c2;  out = p - (m / (sqrt(v) / s2 + eps)) s1
+// with per-tensor s1 = lr / (1 - b1^t) and s2 = sqrt(1 - b2^t) (scal[2i], scal[2i+1]), all in
+// float32 in the same order as the tfjs composition it replaces (contraction into FMA is off, so
+// the results are the same bits). outs[i] may be ps[i] (in place). The element range of all
+// tensors together is split across threads (it is memory-bound: worth it only for millions).
+typedef struct {
+  int count;
+  float **p, **g, **m, **v, **o;
+  long *off;  // prefix sums of the sizes (count + 1)
+  const float *scal;
+  float b1, c1, b2, c2, eps;
+} adam_ctx;
+
+__attribute__((optimize("fp-contract=off"))) static void adam_range(void *vc, long begin, long end, int tid) {
+  const adam_ctx *a = (const adam_ctx *)vc;
+  const float b1 = a->b1, c1 = a->c1, b2 = a->b2, c2 = a->c2, eps = a->eps;
+  for (int t = 0; t < a->count; t++) {
+    long lo = a->off[t], hi = a->off[t + 1];
+    if (hi <= begin || lo >= end) continue;
+    const long i0 = (begin > lo ? begin : lo) - lo, i1 = (end < hi ? end : hi) - lo;
+    const float s1 = a->scal[2 * t], s2 = a->scal[2 * t + 1];
+    const float *p = a->p[t];
+    const float *restrict g = a->g[t];
+    float *restrict m = a->m[t];
+    float *restrict v = a->v[t];
+    float *o = a->o[t];  // may be p
+    for (long i = i0; i < i1; i++) {
+      const float gi = g[i];
+      const float mi = m[i] * b1 + gi * c1;
+      const float vi = v[i] * b2 + (gi * gi) * c2;
+      m[i] = mi;
+      v[i] = vi;
+      const float den = sqrtf(vi) / s2 + eps;
+      o[i] = p[i] - (mi / den) * s1;
+    }
+  }
+}
+
+static int get_f32_elem(napi_env env, napi_value arr, uint32_t i, float **data, size_t *len) {
+  napi_value e;
+  if (napi_get_element(env, arr, i, &e) != napi_ok) return 0;
+  return get_f32(env, e, data, len) && *data != NULL;
+}
+
+static napi_value js_adam(napi_env env, napi_callback_info info) {
+  GET_ARGS(11);
+  uint32_t count = 0;
+  bool is_arr = false;
+  napi_is_array(env, argv[0], &is_arr);
+  if (!is_arr) return throw_err(env, "kernels_blas: adam: ps must be an array of Float32Arrays");
+  napi_get_array_length(env, argv[0], &count);
+  for (int k = 1; k < 5; k++) {
+    uint32_t c2 = 0;
+    napi_is_array(env, argv[k], &is_arr);
+    if (!is_arr || napi_get_array_length(env, argv[k], &c2) != napi_ok || c2 != count)
+      return throw_err(env, "kernels_blas: adam: ps, gs, ms, vs and outs must be arrays of the same length");
+  }
+  F32(5, scal);
+  if (scal_len < 2 * (size_t)count) return throw_err(env, "kernels_blas: adam: scal needs 2 values per tensor");
+  adam_ctx a;
+  a.count = (int)count;
+  a.scal = scal;
+  a.b1 = (float)get_double(env, argv[6]);
+  a.c1 = (float)get_double(env, argv[7]);
+  a.b2 = (float)get_double(env, argv[8]);
+  a.c2 = (float)get_double(env, argv[9]);
+  a.eps = (float)get_double(env, argv[10]);
+  float **bufs = (float **)malloc(sizeof(float *) * 5 * (count ? count : 1));
+  long *off = (long *)malloc(sizeof(long) * (count + 1));
+  if (!bufs || !off) {
+    free(bufs);
+    free(off);
+    return throw_err(env, "kernels_blas: out of memory");
+  }
+  a.p = bufs;
+  a.g = bufs + count;
+  a.m = bufs + 2 * count;
+  a.v = bufs + 3 * count;
+  a.o = bufs + 4 * count;
+  a.off = off;
+  off[0] = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    size_t n[5];
+    for (int k = 0; k < 5; k++) {
+      if (!get_f32_elem(env, argv[k], i, &bufs[k * count + i], &n[k])) {
+        free(bufs);
+        free(off);
+        return throw_err(env, "kernels_blas: adam: every entry must be a Float32Array");
+      }
+    }
+    if (n[1] != n[0] || n[2] != n[0] || n[3] != n[0] || n[4] != n[0]) {
+      free(bufs);
+      free(off);
+      return throw_err(env, "kernels_blas: adam: parameter, gradient, moments and output differ in size");
+    }
+    off[i + 1] = off[i] + (long)n[0];
+  }
+  const long total = off[count];
+  // ~10 flops and 28 bytes of traffic per element; below ~1M elements one thread is faster
+  int nt = total >= (1L << 20) ? g_threads : 1;
+  if (nt > total / (1L << 18)) nt = (int)(total / (1L << 18));
+  if (nt < 1) nt = 1;
+  par_for(total, nt, adam_range, &a);
+  free(bufs);
+  free(off);
+  return NULL;
+}
 // ---------------------------------------------------------------------------------------------
 #define EXPORT(name, fn)                                                   \
   do {                                                                     \
@@ -1415,6 +1526,7 @@ static napi_value init(napi_env env, napi_value exports) {
   EXPORT("config", js_config);
   EXPORT("bmm", js_bmm);
   EXPORT("gemm", js_gemm);
+  EXPORT("adam", js_adam);
   EXPORT("gruFwd", js_gru_fwd);
   EXPORT("addRows", js_add_rows);
   EXPORT("copy2d", js_copy2d);

@@ -24,6 +24,15 @@ export interface BlasAddon {
     transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
     a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
   ): void;
+  /**
+   * PyTorch's Adam over many tensors at once, m and v in place: m = m b1 + g c1; v = v b2 + g^2 c2;
+   * out = p - m / (sqrt(v) / scal[2i+1] + eps) * scal[2i] (float32, in the tfjs composition's order).
+   * outs[i] may be ps[i]. Threaded over all elements when there are millions.
+   */
+  adam(
+    ps: Float32Array[], gs: Float32Array[], ms: Float32Array[], vs: Float32Array[], outs: Float32Array[], scal: Float32Array,
+    b1: number, c1: number, b2: number, c2: number, eps: number,
+  ): void;
   /** dst[dstOff + r*ldd + c] = alpha * src[srcOff + r*lds + c] for r < rows, c < cols (alpha 1 by default). */
   copy2d(dst: Float32Array, dstOff: number, ldd: number, src: Float32Array, srcOff: number, lds: number, rows: number, cols: number, alpha?: number): void;
   /** out[i] = mean over j of sum_c tanh(g[i, c] + d[j, c]) w[c] (rows of width k). */

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '@metad2a/core';
-import type { StateDict } from '@metad2a/nn';
+import { fusedAdamUpdate, type AdamUpdate, type StateDict } from '@metad2a/nn';
 
 interface Slot {
   m: tf.Variable;
@@ -33,9 +33,15 @@ export class TorchAdam {
     this.lr = lr;
   }
 
-  /** One update from gradients by parameter name; `params` maps names to the variables. */
+  /**
+   * One update from gradients by parameter name; `params` maps names to the variables. Where the
+   * fused host ops run (@metad2a/nn fusedOps: the OpenBLAS addon on wasm/cpu, METAD2A_FUSED not
+   * 'off'), all parameters are updated by one native call, in place; otherwise by the tfjs
+   * composition below. Both compute the same float32 operations in the same order.
+   */
   step(params: ReadonlyMap<string, tf.Variable>, grads: ReadonlyMap<string, tf.Tensor>): void {
     this.iterations++;
+    const items: AdamUpdate[] = [];
     for (const [name, g] of grads) {
       const p = params.get(name);
       if (!p) throw new Error(`TorchAdam: gradient for unknown parameter '${name}'`);
@@ -45,16 +51,17 @@ export class TorchAdam {
         this.slots.set(name, s);
       }
       s.step++;
-      const bc1 = 1 - this.beta1 ** s.step;
-      const bc2 = 1 - this.beta2 ** s.step;
-      const slot = s;
+      items.push({ p, g, m: s.m, v: s.v, stepSize: this.lr / (1 - this.beta1 ** s.step), sqrtBc2: Math.sqrt(1 - this.beta2 ** s.step) });
+    }
+    if (fusedAdamUpdate(items, this.beta1, this.beta2, this.eps)) return;
+    for (const it of items) {
       tf.tidy(() => {
-        const m = slot.m.mul(this.beta1).add(g.mul(1 - this.beta1));
-        const v = slot.v.mul(this.beta2).add(g.square().mul(1 - this.beta2));
-        slot.m.assign(m);
-        slot.v.assign(v);
-        const denom = v.sqrt().div(Math.sqrt(bc2)).add(this.eps);
-        p.assign(p.sub(m.div(denom).mul(this.lr / bc1)));
+        const m = it.m.mul(this.beta1).add(it.g.mul(1 - this.beta1));
+        const v = it.v.mul(this.beta2).add(it.g.square().mul(1 - this.beta2));
+        it.m.assign(m);
+        it.v.assign(v);
+        const denom = v.sqrt().div(it.sqrtBc2).add(this.eps);
+        it.p.assign(it.p.sub(m.div(denom).mul(it.stepSize)));
       });
     }
   }

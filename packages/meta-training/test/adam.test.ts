@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { initBackend } from '@metad2a/nn';
 import { TorchAdam } from '../src/index.js';
 
@@ -32,7 +32,15 @@ function run(opt: TorchAdam, params: Map<string, tf.Variable>, from: number, to:
   }
 }
 
-describe('TorchAdam', () => {
+// Both update paths: the fused native one (where the OpenBLAS addon runs) and the tfjs composition.
+for (const mode of ['fused', 'tfjs'] as const) describe(`TorchAdam (${mode})`, () => {
+  beforeEach(() => {
+    if (mode === 'tfjs') process.env.METAD2A_FUSED = 'off';
+  });
+  afterEach(() => {
+    delete process.env.METAD2A_FUSED;
+  });
+
   it("matches PyTorch's Adam step by step, skipping parameters without a gradient", () => {
     const params = new Map([
       ['p', tf.variable(tf.tensor1d([0.5, -0.3, 2.0]))],

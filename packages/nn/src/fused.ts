@@ -266,3 +266,78 @@ export function attentionHeads(Qh: tf.Tensor3D, Kh: tf.Tensor3D, Vh: tf.Tensor3D
   };
   return hostOp(inputs, forward, backward)[0] as tf.Tensor3D;
 }
+
+/** One parameter's Adam update for fusedAdamUpdate: its gradient, moments and bias-correction terms. */
+export interface AdamUpdate {
+  p: tf.Variable;
+  g: tf.Tensor;
+  m: tf.Variable;
+  v: tf.Variable;
+  /** lr / (1 - beta1^t) */
+  stepSize: number;
+  /** sqrt(1 - beta2^t) */
+  sqrtBc2: number;
+}
+
+interface RefCounting {
+  refCount(dataId: object): number;
+}
+
+/**
+ * PyTorch's Adam update of every parameter in one native call (m = b1 m + (1 - b1) g,
+ * v = b2 v + (1 - b2) g^2, p -= stepSize m / (sqrt(v) / sqrtBc2 + eps), float32 in the order of
+ * the tfjs composition, so the same bits), writing p, m and v in place. Returns false, doing
+ * nothing, where the fused host ops are off: the caller then runs its tfjs composition.
+ *
+ * Tensors are immutable in tfjs and several may share one data buffer (a variable made from a
+ * tensor, clones under the aliasing Identity), so a buffer is written in place only when the
+ * variable is its sole owner; otherwise the variable gets a fresh buffer (copy on write).
+ */
+export function fusedAdamUpdate(items: readonly AdamUpdate[], beta1: number, beta2: number, eps: number): boolean {
+  const addon = fusedOps();
+  if (!addon || typeof addon.adam !== 'function') return false;
+  if (items.length === 0) return true;
+  const backend = tf.backend() as unknown as RefCounting;
+  const shared = (t: tf.Tensor) => backend.refCount(t.dataId) !== 1;
+  for (const it of items) {
+    for (const t of [it.p, it.g, it.m, it.v]) {
+      if (t.dtype !== 'float32') throw new Error(`fusedAdamUpdate: float32 tensors only, got ${t.dtype}`);
+    }
+    if (it.g.size !== it.p.size || it.m.size !== it.p.size || it.v.size !== it.p.size) {
+      throw new Error(`fusedAdamUpdate: gradient or moments of ${it.p.name} differ in size from the parameter`);
+    }
+  }
+  // Every allocation first (one may move the wasm heap and detach earlier views), views after.
+  const outs = items.map((it) => (shared(it.p) || it.g.dataId === it.p.dataId ? hostTensor([...it.p.shape]) : null));
+  for (const it of items) {
+    for (const mv of [it.m, it.v]) {
+      if (!shared(mv)) continue;
+      const own = hostTensor([...mv.shape]);
+      addon.ewise(2, hostView(own), hostView(mv), null, mv.size);
+      mv.assign(own);
+      own.dispose();
+    }
+  }
+  const scal = new Float32Array(2 * items.length);
+  items.forEach((it, i) => {
+    scal[2 * i] = it.stepSize;
+    scal[2 * i + 1] = it.sqrtBc2;
+  });
+  const ps = items.map((it) => hostView(it.p));
+  addon.adam(
+    ps,
+    items.map((it) => hostView(it.g)),
+    items.map((it) => hostView(it.m)),
+    items.map((it) => hostView(it.v)),
+    outs.map((o, i) => (o ? hostView(o) : ps[i])),
+    scal,
+    beta1, 1 - beta1, beta2, 1 - beta2, eps,
+  );
+  items.forEach((it, i) => {
+    const o = outs[i];
+    if (!o) return;
+    it.p.assign(o);
+    o.dispose();
+  });
+  return true;
+}

@@ -2,7 +2,9 @@
 // Speed of the three models (set encoder, D-VAE generator, predictor) against the original PyTorch
 // code's single-core figures. Runs on the built dist of the packages:
 //   (cd packages/set-encoder && npx tsup) && (cd packages/dag-vae && npx tsup) && (cd packages/predictor && npx tsup)
-//   node tools/bench/models.mjs [--repeats 5] [--backend wasm] [--gen-batch 100] [--compare]
+//   (cd packages/meta-training && npx tsup)   # the training steps use its TorchAdam
+//   node tools/bench/models.mjs [--repeats 5] [--backend wasm] [--gen-batch 100] [--compare] [--only train]
+//        [--optimizer torch|tfjs] [--adam-unfused]      METAD2A_BLAS_THREADS=2 for two BLAS threads (default 1)
 // --compare also times every item with the fused host ops off (METAD2A_FUSED=off: the per-step tfjs
 // compositions, and wasm's stock copying Identity) in the same process, item by item (a block of
 // unfused runs right before the block of fused runs), so both see about the same machine load.
@@ -18,6 +20,7 @@ import { initBackend, importTorchStateDict, readF32Bundle } from '@metad2a/nn';
 import { setIdentityAliasing } from '@metad2a/kernels-blas';
 import { Generator } from '@metad2a/dag-vae';
 import { Predictor } from '@metad2a/predictor';
+import { TorchAdam } from '@metad2a/meta-training';
 import { nb201Space } from '@metad2a/search-space-201';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -29,6 +32,10 @@ const opt = (name, dflt) => {
 const REPEATS = Number(opt('repeats', 5));
 const COMPARE = args.includes('--compare');
 const GEN_BATCH = Number(opt('gen-batch', 300));
+const OPTIMIZER = opt('optimizer', 'torch');
+if (OPTIMIZER !== 'torch' && OPTIMIZER !== 'tfjs') throw new Error(`--optimizer: torch or tfjs, got ${OPTIMIZER}`);
+const ADAM_UNFUSED = args.includes('--adam-unfused');
+const ONLY = opt('only', 'all'); // all | train (only the two training steps)
 // one BLAS thread unless asked otherwise: the figures compare with the original on one core
 process.env.METAD2A_BLAS_THREADS ??= '1';
 const backend = await initBackend({ force: opt('backend', 'wasm'), quiet: true });
@@ -104,7 +111,7 @@ const rng = new Rng(333);
 const results = {};
 
 // 1. set-encode 100 ten-class datasets, and decode 100 graphs (stochastic, as at meta-test)
-{
+if (ONLY === 'all') {
   const X = sampleDatasets(rng, 100);
   const enc = time(() => {
     const { mu, logvar } = gen.encodeDatasets(X);
@@ -144,7 +151,7 @@ function generate500(seed, batch) {
   pool.dispose();
   return { batches, decoded, cells: [...seen.keys()] };
 }
-for (const batch of [100, GEN_BATCH]) {
+if (ONLY === 'all') for (const batch of [100, GEN_BATCH]) {
   let seed = 1000;
   let info;
   const t = time(() => (info = generate500(seed++, batch)), REPEATS, 0);
@@ -153,7 +160,7 @@ for (const batch of [100, GEN_BATCH]) {
 }
 
 // 3. rank 500 candidates: 10 fresh samples of the dataset, every candidate's canonical graph, mean score
-{
+if (ONLY === 'all') {
   const dags = results.cells.map((s) => nb201Space.toDag(nb201Space.parse(s)));
   const packed = pred.pack(dags);
   const X = sampleDatasets(rng, 10);
@@ -162,29 +169,47 @@ for (const batch of [100, GEN_BATCH]) {
   X.dispose();
 }
 
-// 4. training steps at batch 32: 20 classes x 20 samples x 512 features, Adam lr 1e-4
+// 4. training steps at batch 32: 20 classes x 20 samples x 512 features, lr 1e-4, as the
+//    meta-training loop takes them (packages/meta-training train.ts): tf.variableGrads over the
+//    trainable parameters, then TorchAdam (PyTorch's Adam keyed by name; fused into one native
+//    call where the fused host ops run). --optimizer tfjs times tf.train.adam's minimize instead
+//    (the figures before TorchAdam was fused); --adam-unfused runs TorchAdam's tfjs composition.
 {
   const B = 32;
   const X = tf.tensor3d(rng.normalArray(B * 20 * NS * F), [B, 20 * NS, F]);
   const dags = Array.from({ length: B }, () => nb201Space.toDag(nb201Space.sample(rng)));
-  const gOpt = tf.train.adam(1e-4);
-  const gVars = gen.trainableParameters();
-  const g = time(() => {
-    const c = gOpt.minimize(() => gen.loss(X, dags, { train: true, rng }).loss, true, gVars);
-    const v = c.dataSync()[0];
-    c.dispose();
-    return v;
-  });
-  results.genStep = { s: g.median, cpu: g.cpu, stock: g.stock };
   const targets = Array.from({ length: B }, () => rng.normal(0, 0.01));
-  const pOpt = tf.train.adam(1e-4);
-  const pVars = pred.trainableParameters();
-  const p = time(() => {
-    const c = pOpt.minimize(() => pred.loss(X, dags, targets), true, pVars);
-    const v = c.dataSync()[0];
-    c.dispose();
-    return v;
-  });
+  const stepper = (model, lossFn) => {
+    if (OPTIMIZER === 'tfjs') {
+      const o = tf.train.adam(1e-4);
+      const vars = model.trainableParameters();
+      return () => {
+        const c = o.minimize(lossFn, true, vars);
+        const v = c.dataSync()[0];
+        c.dispose();
+        return v;
+      };
+    }
+    const o = new TorchAdam(1e-4, 0.9, 0.999, 1e-8);
+    const params = new Map(model.namedParameters().filter(([, v]) => v.trainable));
+    const nameOf = new Map([...params].map(([n, v]) => [v.name, n]));
+    return () => {
+      const { value, grads } = tf.variableGrads(lossFn, [...params.values()]);
+      const named = new Map(Object.entries(grads).map(([v, g]) => [nameOf.get(v), g]));
+      if (ADAM_UNFUSED) {
+        const was = process.env.METAD2A_FUSED;
+        process.env.METAD2A_FUSED = 'off';
+        o.step(params, named);
+        process.env.METAD2A_FUSED = was;
+      } else o.step(params, named);
+      const v = value.dataSync()[0];
+      tf.dispose([value, ...Object.values(grads)]);
+      return v;
+    };
+  };
+  const g = time(stepper(gen, () => gen.loss(X, dags, { beta: 0.005, train: true, rng }).loss));
+  results.genStep = { s: g.median, cpu: g.cpu, stock: g.stock };
+  const p = time(stepper(pred, () => pred.loss(X, dags, targets)));
   results.predStep = { s: p.median, cpu: p.cpu, stock: p.stock };
   X.dispose();
 }
@@ -193,7 +218,8 @@ const row = (what, ours, orig) =>
   `${what.padEnd(52)} wall ${ours.s.toFixed(3).padStart(7)} s  cpu ${ours.cpu.toFixed(3).padStart(7)} s   original ${orig.toFixed(3)} s   x${(orig / ours.s).toFixed(1)} (cpu x${(orig / ours.cpu).toFixed(1)})` +
   (ours.stock ? `   | unfused cpu ${ours.stock.cpu.toFixed(3)} s (x${(orig / ours.stock.cpu).toFixed(1)}), fused/unfused ${(ours.cpu / ours.stock.cpu).toFixed(2)}` : '');
 const blas = backend.blas ? (backend.blas.active ? `OpenBLAS on (${backend.blas.threads} threads)` : `OpenBLAS off: ${backend.blas.reason}`) : 'no BLAS';
-console.log(`backend ${backend.name}, ${blas}; medians of ${REPEATS} runs; load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores`);
+console.log(`backend ${backend.name}, ${blas}; optimizer ${OPTIMIZER === 'tfjs' ? 'tf.train.adam' : ADAM_UNFUSED ? 'TorchAdam (tfjs composition)' : 'TorchAdam'}; medians of ${REPEATS} runs; load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores`);
+if (ONLY === 'all') {
 console.log(row('set-encode 100 ten-class datasets', results.setEncode100, ORIGINAL.setEncode100));
 console.log(row('decode 100 graphs (stochastic)', results.decode100, ORIGINAL.decode100));
 for (const batch of [100, GEN_BATCH]) {
@@ -203,10 +229,13 @@ for (const batch of [100, GEN_BATCH]) {
   console.log(row(`generate 500 unique valid (${g.decoded} graphs, batch ${batch})`, g, orig));
 }
 console.log(row('rank 500 candidates (10 dataset samples)', results.rank500, ORIGINAL.rank500));
+}
 console.log(row('generator training step, batch 32', results.genStep, ORIGINAL.genStep));
 console.log(row('predictor training step, batch 32', results.predStep, ORIGINAL.predStep));
+if (ONLY === 'all') {
 const best = results[`generate500_b${GEN_BATCH}`];
 console.log(`generation + ranking of 500: wall ${(best.s + results.rank500.s).toFixed(3)} s, cpu ${(best.cpu + results.rank500.cpu).toFixed(3)} s (target < 1 s)`);
+}
 console.log('targets (3x the original on cpu time): rank 500 <= 0.127 s, generator step <= 0.097 s, predictor step <= 0.123 s; generate 500 >= x3');
 const { cells, ...numbers } = results;
-console.log(JSON.stringify({ backend: backend.name, blas: backend.blas?.active ?? false, threads: backend.blas?.threads, repeats: REPEATS, ...numbers }));
+console.log(JSON.stringify({ backend: backend.name, optimizer: OPTIMIZER, adamUnfused: ADAM_UNFUSED, load: os.loadavg()[0], blas: backend.blas?.active ?? false, threads: backend.blas?.threads, repeats: REPEATS, ...numbers }));

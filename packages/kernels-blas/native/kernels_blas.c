@@ -959,6 +959,24 @@ static napi_value js_depthwise_bp_filter(napi_env env, napi_callback_info info) 
 // Plain strided sgemm with accumulation, for hand-written fused ops (forward and backward passes
 // that sum weight gradients over many steps): C = alpha op(A) op(B) + beta C, row-major, with
 // leading dimensions, on any Float32Arrays (subarray views select sub-matrices).
+typedef struct {
+  int ta, tb;
+  long M, N, K, lda, ldb, ldc;
+  float alpha, beta;
+  const float *a, *b;
+  float *c;
+} cols_ctx;
+
+// Column blocks [begin, end) (16 columns each) of C = alpha op(A) op(B) + beta C.
+static void gemm_cols(void *v, long begin, long end, int tid) {
+  const cols_ctx *g = (const cols_ctx *)v;
+  const long j0 = begin * 16, j1 = end * 16 < g->N ? end * 16 : g->N;
+  if (j1 <= j0) return;
+  const float *b = g->tb ? g->b + (size_t)j0 * g->ldb : g->b + j0;
+  cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, (int)g->M, (int)(j1 - j0),
+              (int)g->K, g->alpha, g->a, (int)g->lda, b, (int)g->ldb, g->beta, g->c + j0, (int)g->ldc);
+}
+
 // gemm(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc)
 static napi_value js_gemm(napi_env env, napi_callback_info info) {
   GET_ARGS(13);
@@ -983,10 +1001,21 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
   }
   if (lda < ac || (size_t)((ar - 1) * lda + ac) > a_len) return throw_err(env, "kernels_blas: gemm A too small");
   if (ldb < bc || (size_t)((br - 1) * ldb + bc) > b_len) return throw_err(env, "kernels_blas: gemm B too small");
-  if (use_blas_pool(M, N, K)) blas_threads(g_threads);
-  else blas_threads(1);
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha,
-              a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+  if (use_blas_pool(M, N, K)) {
+    blas_threads(g_threads);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha,
+                a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+    return NULL;
+  }
+  blas_threads(1);
+  // Few rows (D-VAE's per-step products: 32 graphs x 512-wide weights): split the columns, so each
+  // thread packs only its share of B (splitting 32 rows would pack all of B twice).
+  cols_ctx g = {ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, a, b, c};
+  const long blocks = (N + 15) / 16;
+  int nt = g_threads > 1 && N >= 128 && 2.0 * M * N * K >= PAR_MIN_FLOPS / 2 ? g_threads : 1;
+  if (nt > blocks / 4) nt = (int)(blocks / 4);
+  if (nt < 1) nt = 1;
+  par_for(blocks, nt, gemm_cols, &g);
   return NULL;
 }
 
@@ -1299,6 +1328,32 @@ HOT static napi_value js_col_sum(napi_env env, napi_callback_info info) {
 
 // heads(src, dst, N, rows, h, d, merge): multi-head layout change. split (merge = 0):
 // dst[((s*h + j)*rows + i)*d + t] = src[(s*rows + i)*h*d + j*d + t]; merge is the inverse.
+typedef struct {
+  float *src, *dst;
+  long rows, h, d;
+  int merge;
+} heads_ctx;
+
+static void heads_range(void *v, long begin, long end, int tid) {
+  const heads_ctx *q = (const heads_ctx *)v;
+  const long rows = q->rows, h = q->h, d = q->d;
+  const size_t dv = (size_t)h * d;
+  for (long s = begin; s < end; s++)
+    for (long j = 0; j < h; j++)
+      for (long i = 0; i < rows; i++) {
+        const size_t a = ((size_t)(s * h + j) * rows + i) * d, b = ((size_t)s * rows + i) * dv + (size_t)j * d;
+        if (q->merge) memcpy(q->dst + b, q->src + a, sizeof(float) * d);
+        else memcpy(q->dst + a, q->src + b, sizeof(float) * d);
+      }
+}
+
+// Memory-bound loops: a second thread pays off above ~256K elements (about 0.1 ms of copying).
+static int mem_threads(long items, size_t elements) {
+  int t = elements >= (1u << 18) ? g_threads : 1;
+  if (t > items) t = (int)items;
+  return t < 1 ? 1 : t;
+}
+
 static napi_value js_heads(napi_env env, napi_callback_info info) {
   GET_ARGS(7);
   F32(0, src);
@@ -1307,14 +1362,8 @@ static napi_value js_heads(napi_env env, napi_callback_info info) {
   int merge = get_bool(env, argv[6]);
   const size_t total = (size_t)N * rows * h * d;
   if (N < 0 || rows < 0 || h < 0 || d < 0 || total > src_len || total > dst_len) return throw_err(env, "kernels_blas: heads: bad sizes");
-  const size_t dv = (size_t)h * d;
-  for (long s = 0; s < N; s++)
-    for (long j = 0; j < h; j++)
-      for (long i = 0; i < rows; i++) {
-        const size_t a = ((size_t)(s * h + j) * rows + i) * d, b = ((size_t)s * rows + i) * dv + (size_t)j * d;
-        if (merge) memcpy(dst + b, src + a, sizeof(float) * d);
-        else memcpy(dst + a, src + b, sizeof(float) * d);
-      }
+  heads_ctx q = {src, dst, rows, h, d, merge};
+  par_for(N, mem_threads(N, total), heads_range, &q);
   return NULL;
 }
 
@@ -1351,19 +1400,19 @@ HOT static napi_value js_pair_tanh_mean(napi_env env, napi_callback_info info) {
 // softmaxRows(x, blocks, rows, cols, mask, heads): in place, row-wise softmax of x [blocks, rows,
 // cols]; mask (or null) [blocks / heads, cols] 0/1 excludes keys (weight exactly 0) of block b by
 // row b / heads of the mask (the same key mask for every head and query of a set).
-HOT static napi_value js_softmax_rows(napi_env env, napi_callback_info info) {
-  GET_ARGS(6);
-  F32(0, x);
-  long nb = get_long(env, argv[1]), rows = get_long(env, argv[2]), cols = get_long(env, argv[3]);
-  F32(4, mask);
-  long heads = get_long(env, argv[5]);
-  if (nb < 0 || rows < 0 || cols <= 0 || heads <= 0 || (size_t)(nb * rows * cols) > x_len ||
-      (mask && (size_t)(((nb + heads - 1) / heads) * cols) > mask_len))
-    return throw_err(env, "kernels_blas: softmaxRows: bad sizes");
-  for (long b = 0; b < nb; b++) {
-    const float *mk = mask ? mask + (size_t)(b / heads) * cols : NULL;
+typedef struct {
+  float *x;
+  const float *mask;
+  long rows, cols, heads;
+} smax_ctx;
+
+HOT static void softmax_range(void *vc, long begin, long end, int tid) {
+  const smax_ctx *q = (const smax_ctx *)vc;
+  const long rows = q->rows, cols = q->cols;
+  for (long b = begin; b < end; b++) {
+    const float *mk = q->mask ? q->mask + (size_t)(b / q->heads) * cols : NULL;
     for (long r = 0; r < rows; r++) {
-      float *restrict v = x + ((size_t)b * rows + r) * cols;
+      float *restrict v = q->x + ((size_t)b * rows + r) * cols;
       float mx = -INFINITY;
       for (long c = 0; c < cols; c++)
         if (!mk || mk[c] != 0.0f) mx = v[c] > mx ? v[c] : mx;
@@ -1379,11 +1428,44 @@ HOT static napi_value js_softmax_rows(napi_env env, napi_callback_info info) {
       for (long c = 0; c < cols; c++) v[c] *= inv;
     }
   }
+}
+
+static napi_value js_softmax_rows(napi_env env, napi_callback_info info) {
+  GET_ARGS(6);
+  F32(0, x);
+  long nb = get_long(env, argv[1]), rows = get_long(env, argv[2]), cols = get_long(env, argv[3]);
+  F32(4, mask);
+  long heads = get_long(env, argv[5]);
+  if (nb < 0 || rows < 0 || cols <= 0 || heads <= 0 || (size_t)(nb * rows * cols) > x_len ||
+      (mask && (size_t)(((nb + heads - 1) / heads) * cols) > mask_len))
+    return throw_err(env, "kernels_blas: softmaxRows: bad sizes");
+  smax_ctx q = {x, mask, rows, cols, heads};
+  // exp costs ~10 flops per element: threads from ~64K elements
+  par_for(nb, mem_threads(nb, (size_t)nb * rows * cols * 4), softmax_range, &q);
   return NULL;
 }
 
 // softmaxBwd(a, da, ds, n, cols): ds = a * (da - sum_c a da) per row of cols (softmax's gradient).
-HOT static napi_value js_softmax_bwd(napi_env env, napi_callback_info info) {
+typedef struct {
+  const float *a, *da;
+  float *ds;
+  long cols;
+} sbwd_ctx;
+
+HOT static void softmax_bwd_range(void *vc, long begin, long end, int tid) {
+  const sbwd_ctx *q = (const sbwd_ctx *)vc;
+  const long cols = q->cols;
+  for (long r = begin; r < end; r++) {
+    const float *restrict ar = q->a + (size_t)r * cols;
+    const float *restrict dr = q->da + (size_t)r * cols;
+    float *restrict sr = q->ds + (size_t)r * cols;
+    float dot = 0.0f;
+    for (long c = 0; c < cols; c++) dot += ar[c] * dr[c];
+    for (long c = 0; c < cols; c++) sr[c] = ar[c] * (dr[c] - dot);
+  }
+}
+
+static napi_value js_softmax_bwd(napi_env env, napi_callback_info info) {
   GET_ARGS(5);
   F32(0, a);
   F32(1, da);
@@ -1391,14 +1473,8 @@ HOT static napi_value js_softmax_bwd(napi_env env, napi_callback_info info) {
   long rows = get_long(env, argv[3]), cols = get_long(env, argv[4]);
   if (rows < 0 || cols <= 0 || (size_t)(rows * cols) > a_len || (size_t)(rows * cols) > da_len || (size_t)(rows * cols) > ds_len)
     return throw_err(env, "kernels_blas: softmaxBwd: bad sizes");
-  for (long r = 0; r < rows; r++) {
-    const float *restrict ar = a + (size_t)r * cols;
-    const float *restrict dr = da + (size_t)r * cols;
-    float *restrict sr = ds + (size_t)r * cols;
-    float dot = 0.0f;
-    for (long c = 0; c < cols; c++) dot += ar[c] * dr[c];
-    for (long c = 0; c < cols; c++) sr[c] = ar[c] * (dr[c] - dot);
-  }
+  sbwd_ctx q = {a, da, ds, cols};
+  par_for(rows, mem_threads(rows, (size_t)rows * cols), softmax_bwd_range, &q);
   return NULL;
 }
 

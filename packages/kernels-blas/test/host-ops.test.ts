@@ -144,3 +144,81 @@ describe('host-op helpers', () => {
     expect(tf.memory().numBytes).toBe(before);
   });
 });
+
+// The same helpers on their multi-threaded paths (column-split gemm for few rows, heads, softmax
+// and its gradient over many rows), against Float64 / index references.
+describe('host-op helpers with 2 threads', () => {
+  const withThreads = (n: number, fn: () => void) => {
+    const before = A.getThreads();
+    A.setThreads(n);
+    try {
+      fn();
+    } finally {
+      A.setThreads(before);
+    }
+  };
+
+  it('gemm with few rows splits the columns (all transposes, leading dimensions, alpha, beta)', () => {
+    const M = 32, N = 520, K = 512, lda = K + 3, ldb = N + 5, ldc = N + 2;
+    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const ldA = ta ? M + 3 : lda;
+      const ldB = tb ? K + 5 : ldb;
+      const a = rand((ta ? K : M) * ldA, 11);
+      const b = rand((tb ? N : K) * ldB, 12);
+      const c = rand(M * ldc, 13);
+      const ref = Float64Array.from(c);
+      for (let i = 0; i < M; i++)
+        for (let j = 0; j < N; j++) {
+          let s = 0;
+          for (let k = 0; k < K; k++) s += (ta ? a[k * ldA + i] : a[i * ldA + k]) * (tb ? b[j * ldB + k] : b[k * ldB + j]);
+          ref[i * ldc + j] = 0.5 * s + 2 * c[i * ldc + j];
+        }
+      withThreads(2, () => A.gemm(ta, tb, M, N, K, 0.5, a, ldA, b, ldB, 2, c, ldc));
+      close(c, ref, 1e-4);
+    }
+  });
+
+  it('heads, softmaxRows (with a key mask) and softmaxBwd over many rows', () => {
+    const N = 100, rows = 20, h = 4, d = 40, dv = h * d;
+    const src = rand(N * rows * dv, 14);
+    const split = new Float32Array(src.length);
+    const back = new Float32Array(src.length);
+    withThreads(2, () => {
+      A.heads(src, split, N, rows, h, d, false);
+      A.heads(split, back, N, rows, h, d, true);
+    });
+    for (const [s, j, i, t] of [[0, 0, 0, 0], [99, 3, 19, 39], [57, 2, 11, 7]]) {
+      expect(split[((s * h + j) * rows + i) * d + t]).toBe(src[(s * rows + i) * dv + j * d + t]);
+    }
+    expect(back).toEqual(src);
+
+    const nb = 400, cols = 20;
+    const x = rand(nb * rows * cols, 15).map((v) => 6 * v);
+    const mask = rand((nb / h) * cols, 16).map((v) => (v > -0.5 ? 1 : 0));
+    const y = Float32Array.from(x);
+    withThreads(2, () => A.softmaxRows(y, nb, rows, cols, mask, h));
+    const ref = new Float64Array(x.length);
+    for (let b = 0; b < nb; b++)
+      for (let r = 0; r < rows; r++) {
+        const o = (b * rows + r) * cols;
+        const mk = (c: number) => mask[Math.floor(b / h) * cols + c] !== 0;
+        let mx = -Infinity;
+        for (let c = 0; c < cols; c++) if (mk(c)) mx = Math.max(mx, x[o + c]);
+        let sum = 0;
+        for (let c = 0; c < cols; c++) sum += mk(c) ? Math.exp(x[o + c] - mx) : 0;
+        for (let c = 0; c < cols; c++) ref[o + c] = sum > 0 && mk(c) ? Math.exp(x[o + c] - mx) / sum : 0;
+      }
+    close(y, ref, 2e-6);
+
+    const da = rand(y.length, 17);
+    const ds = new Float32Array(y.length);
+    withThreads(2, () => A.softmaxBwd(y, da, ds, nb * rows, cols));
+    const refDs = new Float64Array(y.length);
+    for (let r = 0; r < nb * rows; r++) {
+      let dot = 0;
+      for (let c = 0; c < cols; c++) dot += y[r * cols + c] * da[r * cols + c];
+      for (let c = 0; c < cols; c++) refDs[r * cols + c] = y[r * cols + c] * (da[r * cols + c] - dot);
+    }
+    close(ds, refDs, 1e-5);
+  });
+});

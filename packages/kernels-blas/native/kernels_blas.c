@@ -1406,22 +1406,29 @@ typedef struct {
   long rows, cols, heads;
 } smax_ctx;
 
+// Per block: row maxima subtracted row by row, then exp over the whole block as one flat loop (rows
+// of 20 keys left most of each row to the scalar remainder of a per-row loop), then the mask and
+// the row sums. The same operations per element as a row-by-row pass, in the same order.
 HOT static void softmax_range(void *vc, long begin, long end, int tid) {
   const smax_ctx *q = (const smax_ctx *)vc;
   const long rows = q->rows, cols = q->cols;
+  const size_t blk = (size_t)rows * cols;
   for (long b = begin; b < end; b++) {
     const float *mk = q->mask ? q->mask + (size_t)(b / q->heads) * cols : NULL;
+    float *restrict x = q->x + (size_t)b * blk;
     for (long r = 0; r < rows; r++) {
-      float *restrict v = q->x + ((size_t)b * rows + r) * cols;
+      float *restrict v = x + (size_t)r * cols;
       float mx = -INFINITY;
       for (long c = 0; c < cols; c++)
         if (!mk || mk[c] != 0.0f) mx = v[c] > mx ? v[c] : mx;
-      // exp by the vectorised polynomial (masked keys: clamped, then multiplied by 0)
-      if (mk) {
-        for (long c = 0; c < cols; c++) v[c] = fexp(v[c] - mx) * (mk[c] != 0.0f ? 1.0f : 0.0f);
-      } else {
-        for (long c = 0; c < cols; c++) v[c] = fexp(v[c] - mx);
-      }
+      for (long c = 0; c < cols; c++) v[c] -= mx;
+    }
+    // exp by the vectorised polynomial (masked keys: clamped, then multiplied by 0)
+    for (size_t i = 0; i < blk; i++) x[i] = fexp(x[i]);
+    for (long r = 0; r < rows; r++) {
+      float *restrict v = x + (size_t)r * cols;
+      if (mk)
+        for (long c = 0; c < cols; c++) v[c] *= (mk[c] != 0.0f ? 1.0f : 0.0f);
       float sum = 0.0f;
       for (long c = 0; c < cols; c++) sum += v[c];
       const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
@@ -1477,6 +1484,7 @@ static napi_value js_softmax_bwd(napi_env env, napi_callback_info info) {
   par_for(rows, mem_threads(rows, (size_t)rows * cols), softmax_bwd_range, &q);
   return NULL;
 }
+
 
 // ---------------------------------------------------------------------------------------------
 // adam(ps, gs, ms, vs, outs, scal, b1, c1, b2, c2, eps): PyTorch's Adam update (TorchAdam in

@@ -31,8 +31,8 @@ static int g_blas_cur = -1;  // what OpenBLAS is currently set to
 #define PAR_MIN_FLOPS 2e7
 
 // ---------------------------------------------------------------------------------------------
-// Small fork-join helper for the non-BLAS loops. Threads are created per call, so it is used only
-// when the work is large enough (see par_threads) for ~50 us of thread start-up not to matter.
+// Small fork-join helper for the non-BLAS loops, used only when the work is large enough (see
+// par_threads) for the hand-over to the other threads not to matter.
 typedef void (*range_fn)(void *ctx, long begin, long end, int tid);
 typedef struct {
   range_fn fn;
@@ -55,14 +55,55 @@ static int par_threads(long items, double work) {
   return t;
 }
 
+// Persistent workers for par_for: starting and joining a thread per call cost ~50 us, and a
+// training step makes ~100 threaded calls (D-VAE's per-vertex products). Workers sleep on a
+// condition variable between calls. One par_for at a time uses them (pool_use); a concurrent
+// caller (another worker thread of the process) falls back to threads of its own.
+static pthread_mutex_t pool_use = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t pool_done = PTHREAD_COND_INITIALIZER;
+static int pool_workers = 0;  // started: ids 1 .. pool_workers
+static long pool_gen = 0;     // job generation
+static long pool_seen0[64];   // generation a worker starts from
+static int pool_active = 0;   // workers taking part in the current job (ids 1 .. pool_active)
+static int pool_pending = 0;
+static par_job pool_jobs[64];
+
+static void *pool_main(void *arg) {
+  const int id = (int)(intptr_t)arg;
+  pthread_mutex_lock(&pool_mu);
+  long seen = pool_seen0[id];
+  for (;;) {
+    while (pool_gen == seen) pthread_cond_wait(&pool_wake, &pool_mu);
+    seen = pool_gen;
+    if (id > pool_active) continue;
+    par_job j = pool_jobs[id];
+    pthread_mutex_unlock(&pool_mu);
+    j.fn(j.ctx, j.begin, j.end, j.tid);
+    pthread_mutex_lock(&pool_mu);
+    if (--pool_pending == 0) pthread_cond_signal(&pool_done);
+  }
+  return NULL;
+}
+
+static void par_for_spawn(par_job *jobs, int nt) {
+  pthread_t th[64];
+  int started[64];
+  for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, par_entry, &jobs[t]) == 0;
+  jobs[0].fn(jobs[0].ctx, jobs[0].begin, jobs[0].end, 0);
+  for (int t = 1; t < nt; t++) {
+    if (started[t]) pthread_join(th[t], NULL);
+    else jobs[t].fn(jobs[t].ctx, jobs[t].begin, jobs[t].end, t);  // could not start a thread: do its share here
+  }
+}
+
 static void par_for(long items, int nt, range_fn fn, void *ctx) {
   if (nt <= 1) {
     fn(ctx, 0, items, 0);
     return;
   }
   par_job jobs[64];
-  pthread_t th[64];
-  int started[64];
   if (nt > 64) nt = 64;
   for (int t = 0; t < nt; t++) {
     jobs[t].fn = fn;
@@ -71,12 +112,36 @@ static void par_for(long items, int nt, range_fn fn, void *ctx) {
     jobs[t].end = items * (t + 1) / nt;
     jobs[t].tid = t;
   }
-  for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, par_entry, &jobs[t]) == 0;
-  fn(ctx, jobs[0].begin, jobs[0].end, 0);
-  for (int t = 1; t < nt; t++) {
-    if (started[t]) pthread_join(th[t], NULL);
-    else fn(ctx, jobs[t].begin, jobs[t].end, t);  // could not start a thread: do its share here
+  if (pthread_mutex_trylock(&pool_use) != 0) {
+    par_for_spawn(jobs, nt);
+    return;
   }
+  pthread_mutex_lock(&pool_mu);
+  while (pool_workers < nt - 1) {
+    const int id = pool_workers + 1;
+    pool_seen0[id] = pool_gen;
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    const int ok = pthread_create(&th, &at, pool_main, (void *)(intptr_t)id) == 0;
+    pthread_attr_destroy(&at);
+    if (!ok) break;
+    pool_workers = id;
+  }
+  const int helpers = pool_workers < nt - 1 ? pool_workers : nt - 1;
+  for (int t = 1; t <= helpers; t++) pool_jobs[t] = jobs[t];
+  pool_active = helpers;
+  pool_pending = helpers;
+  pool_gen++;
+  pthread_cond_broadcast(&pool_wake);
+  pthread_mutex_unlock(&pool_mu);
+  fn(ctx, jobs[0].begin, jobs[0].end, 0);
+  for (int t = helpers + 1; t < nt; t++) fn(ctx, jobs[t].begin, jobs[t].end, t);  // no worker for it
+  pthread_mutex_lock(&pool_mu);
+  while (pool_pending > 0) pthread_cond_wait(&pool_done, &pool_mu);
+  pthread_mutex_unlock(&pool_mu);
+  pthread_mutex_unlock(&pool_use);
 }
 
 // OpenBLAS' own pool is used only for single large products with a wide right-hand side (where

@@ -7,16 +7,18 @@
 #   tools/database/build-nb201.sh strict ROUNDS   # MNIST + Fashion-MNIST tasks of 2..10 classes
 #   tools/database/build-nb201.sh cifar ROUNDS    # CIFAR-10 training images, tasks of 2..5 classes (never all 10)
 #
-# Needs the built trainer (npx nx run trainer:build). Each record trains one cell with the calibrated recipe.
+# Output: datasets/meta-train/{strict,cifar10}-<recipe>.csv (+ .tasks.json), one file per part and recipe, so
+# records of two recipes are never mixed. RECIPE=<id> picks another recipe (default: the calibrated one).
+# Needs the built trainer (npx nx run trainer:build). Each record trains one cell with the recipe.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:?strict or cifar}
 rounds=${2:-10}
-recipe=nb201-c8n1-16px-5ep-200pc
+recipe=${RECIPE:-nb201-c8n2-16px-5ep-200pc}
 trainer="node apps/trainer/dist/index.js"
 case "$part" in
-  strict) sources="mnist fashion-mnist"; classes="2 3 4 5 6 7 8 9 10"; out=datasets/meta-train/nb201-strict.csv; per=2 ;;
-  cifar) sources="cifar10"; classes="2 3 4 5"; out=datasets/meta-train/nb201-cifar10.csv; per=4 ;;
+  strict) sources="mnist fashion-mnist"; classes="2 3 4 5 6 7 8 9 10"; out=datasets/meta-train/strict-$recipe.csv; per=2 ;;
+  cifar) sources="cifar10"; classes="2 3 4 5"; out=datasets/meta-train/cifar10-$recipe.csv; per=4 ;;
   *) echo "unknown part '$part' (strict or cifar)" >&2; exit 2 ;;
 esac
 for r in $(seq 1 "$rounds"); do

@@ -3,6 +3,7 @@
 # then packages it into datasets/models/default (full) or datasets/models/strict, with the CIFAR-10 feature store as its default dataset.
 #   tools/database/train-default-model.sh full|strict [GEN_EPOCHS] [PRED_EPOCHS] [extra meta-train options...]
 # full: MNIST + Fashion-MNIST + CIFAR-10 (<= 5-class) tasks; strict: MNIST + Fashion-MNIST only.
+# The database: datasets/meta-train/{strict,cifar10}-<recipe>.csv of RECIPE=<id> (default: the calibrated recipe).
 # Needs built apps (npx nx run-many -t build). Runs the two trainings side by side (one BLAS thread each).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,9 +14,10 @@ shift $(( $# < 3 ? $# : 3 ))
 runs=${RUNS_DIR:-runs}/$variant
 mkdir -p "$runs"
 db="$runs/database.csv"
+recipe=${RECIPE:-nb201-c8n2-16px-5ep-200pc}
 case "$variant" in
-  full) parts="datasets/meta-train/nb201-strict.csv datasets/meta-train/nb201-cifar10.csv" ;;
-  strict) parts="datasets/meta-train/nb201-strict.csv" ;;
+  full) parts="datasets/meta-train/strict-$recipe.csv datasets/meta-train/cifar10-$recipe.csv" ;;
+  strict) parts="datasets/meta-train/strict-$recipe.csv" ;;
   *) echo "unknown variant '$variant' (full or strict)" >&2; exit 2 ;;
 esac
 # one database: the first file's header, then every file's records

@@ -184,7 +184,7 @@ describe('train-arch for MBV3 subnets', () => {
 
   it('uses the space default recipe when none is named', async () => {
     expect(defaultRecipeFor('mbv3')).toBe('mbv3-w100-32px-5ep-200pc');
-    expect(defaultRecipeFor('nb201')).toBe('nb201-c8n1-16px-5ep-200pc');
+    expect(defaultRecipeFor('nb201')).toBe('nb201-c8n2-16px-5ep-200pc');
     // a config that names its resolution (r) keeps it, and the folder loads back
     const small = { ks: Array(20).fill(3), e: Array(20).fill(3), d: Array(5).fill(2), r: 32 };
     const { net, info } = await trainArchOnDataset({ space: 'mbv3', arch: JSON.stringify(small), dataset: ds, classes: [1, 2], overrides: { epochs: 1, maxTrainPerClass: 4 } });

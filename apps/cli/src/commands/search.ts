@@ -131,14 +131,19 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
       };
       const file = writeJson(a.out, out);
       const c = res.counts;
-      const headers = ['rank', 'architecture', 'predicted acc %', 'MFLOPs', 'Mparams', ...(bench ? [`true acc % (${bench.dataset})`] : [])];
+      const showLatency = top.some((t) => t.latencyMs !== undefined);
+      const headers = ['rank', 'architecture', 'predicted acc %', 'MFLOPs', 'Mparams', ...(showLatency ? [`latency ms (${a.device})`] : []), ...(bench ? [`true acc % (${bench.dataset})`] : [])];
       const lines = [
         `model ${model.manifest.name} (${model.manifest.space}, features ${model.manifest.extractor}); dataset ${loaded.datasetSpec}: ${features.store.classes.length} classes, ${features.encoded ? 'features computed into' : 'features from'} ${features.storePath}`,
         `generated ${c.sampled} graphs: ${c.invalid} invalid, ${c.duplicate} duplicate, ${c.unique} unique valid` + (hasConstraints ? `; ${c.satisfyingConstraints} satisfy the constraints` : ''),
         '',
         formatTable(
           headers,
-          alignColumns(headers, top.map((t) => [String(t.rank), t.arch, fixed(t.predictedAccuracy, 2), fixed(t.mflops, 2), fixed(t.mparams, 4), ...(bench ? [fixed(t.trueAccuracy, 2)] : [])]), [0, 2, 3, 4, 5]),
+          alignColumns(
+            headers,
+            top.map((t) => [String(t.rank), t.arch, fixed(t.predictedAccuracy, 2), fixed(t.mflops, 2), fixed(t.mparams, 4), ...(showLatency ? [fixed(t.latencyMs, 2)] : []), ...(bench ? [fixed(t.trueAccuracy, 2)] : [])]),
+            [0, 2, 3, 4, 5, 6],
+          ),
         ),
         '',
         ...(out.benchmark ? [`predictor vs ${bench!.dataset} benchmark over the ${c.unique} candidates: Spearman ${out.benchmark.spearman.toFixed(3)}, Kendall ${out.benchmark.kendall.toFixed(3)}; best candidate ${out.benchmark.bestInCandidates.toFixed(2)}%`] : []),

@@ -1042,6 +1042,16 @@ static void gemm_cols(void *v, long begin, long end, int tid) {
               (int)g->K, g->alpha, g->a, (int)g->lda, b, (int)g->ldb, g->beta, g->c + j0, (int)g->ldc);
 }
 
+// Rows [begin, end) of C = alpha op(A) op(B) + beta C (op(A)'s rows start at column r of A when
+// A is transposed).
+static void gemm_rows_ab(void *v, long begin, long end, int tid) {
+  const cols_ctx *g = (const cols_ctx *)v;
+  if (end <= begin) return;
+  const float *a = g->ta ? g->a + begin : g->a + (size_t)begin * g->lda;
+  cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, (int)(end - begin), (int)g->N,
+              (int)g->K, g->alpha, a, (int)g->lda, g->b, (int)g->ldb, g->beta, g->c + (size_t)begin * g->ldc, (int)g->ldc);
+}
+
 // gemm(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc)
 static napi_value js_gemm(napi_env env, napi_callback_info info) {
   GET_ARGS(13);
@@ -1076,6 +1086,14 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
   // Few rows (D-VAE's per-step products: 32 graphs x 512-wide weights): split the columns, so each
   // thread packs only its share of B (splitting 32 rows would pack all of B twice).
   cols_ctx g = {ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, a, b, c};
+  const double flops = 2.0 * M * N * K;
+  if (g_threads > 1 && M >= 32 && flops >= PAR_MIN_FLOPS / 2) {
+    // many rows (narrow host-op products, e.g. 12800 x 56): split the rows, at least 16 each
+    int nr = g_threads;
+    if (nr > M / 16) nr = (int)(M / 16);
+    par_for(M, nr, gemm_rows_ab, &g);
+    return NULL;
+  }
   const long blocks = (N + 15) / 16;
   int nt = g_threads > 1 && N >= 128 && 2.0 * M * N * K >= PAR_MIN_FLOPS / 2 ? g_threads : 1;
   if (nt > blocks / 4) nt = (int)(blocks / 4);

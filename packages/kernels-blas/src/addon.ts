@@ -104,7 +104,16 @@ export interface AddonLoad {
 }
 
 /** Loads build/Release/kernels_blas.node from the first package root that has one (uncached). */
+/**
+ * OpenBLAS' pool threads spin for 2^28 cycles (~0.1 s) after each threaded product before they
+ * sleep; our own threads then share a core with a spinning one and run at half speed (measured: a
+ * generator training step with 2 threads took 110 ms wall and 219 ms CPU, 93 ms and 141 ms with
+ * the shortest timeout). OpenBLAS reads this when the library loads, so it is set before.
+ */
+export const OPENBLAS_TIMEOUT_ENV = 'OPENBLAS_THREAD_TIMEOUT';
+
 export function loadAddonFrom(roots: readonly string[]): AddonLoad {
+  process.env[OPENBLAS_TIMEOUT_ENV] ??= '4';
   for (const root of roots) {
     const file = path.join(root, ADDON_FILE);
     if (!fs.existsSync(file)) continue;

@@ -158,8 +158,9 @@ describe('host-op helpers with 2 threads', () => {
     }
   };
 
-  it('gemm with few rows splits the columns (all transposes, leading dimensions, alpha, beta)', () => {
-    const M = 32, N = 520, K = 512, lda = K + 3, ldb = N + 5, ldc = N + 2;
+  it('gemm split by columns (few rows) or by rows (all transposes, leading dimensions, alpha, beta)', () => {
+    const N = 520, K = 512, lda = K + 3, ldb = N + 5, ldc = N + 2;
+    for (const M of [24, 200])
     for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
       const ldA = ta ? M + 3 : lda;
       const ldB = tb ? K + 5 : ldb;

@@ -161,6 +161,24 @@ static int use_blas_pool(long M, long N, long K) {
 typedef struct {
   int ta, tb;
   long M, N, K, lda, ldb, ldc;
+  float alpha, beta;
+  const float *a, *b;
+  float *c;
+} cols_ctx;
+
+// Column blocks [begin, end) (16 columns each) of C = alpha op(A) op(B) + beta C.
+static void gemm_cols(void *v, long begin, long end, int tid) {
+  const cols_ctx *g = (const cols_ctx *)v;
+  const long j0 = begin * 16, j1 = end * 16 < g->N ? end * 16 : g->N;
+  if (j1 <= j0) return;
+  const float *b = g->tb ? g->b + (size_t)j0 * g->ldb : g->b + j0;
+  cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, (int)g->M, (int)(j1 - j0),
+              (int)g->K, g->alpha, g->a, (int)g->lda, b, (int)g->ldb, g->beta, g->c + j0, (int)g->ldc);
+}
+
+typedef struct {
+  int ta, tb;
+  long M, N, K, lda, ldb, ldc;
   const float *a, *b;
   float *c;
 } rows_ctx;
@@ -188,6 +206,15 @@ static void gemm(int ta, int tb, long M, long N, long K, const float *a, long ld
     return;
   }
   blas_threads(1);
+  if (g_threads > 1 && M < 128 && N >= 128 && flops >= PAR_MIN_FLOPS / 2) {
+    // few rows, wide: split the columns (each thread packs only its share of B)
+    cols_ctx q = {ta, tb, M, N, K, lda, ldb, ldc, 1.0f, 0.0f, a, b, c};
+    const long blocks = (N + 15) / 16;
+    int nc = g_threads;
+    if (nc > blocks / 4) nc = (int)(blocks / 4);
+    par_for(blocks, nc < 1 ? 1 : nc, gemm_cols, &q);
+    return;
+  }
   int nt = par_threads(M / 16, flops);  // at least 16 rows per thread
   par_for(M, nt, gemm_rows, &g);
 }
@@ -1024,24 +1051,6 @@ static napi_value js_depthwise_bp_filter(napi_env env, napi_callback_info info) 
 // Plain strided sgemm with accumulation, for hand-written fused ops (forward and backward passes
 // that sum weight gradients over many steps): C = alpha op(A) op(B) + beta C, row-major, with
 // leading dimensions, on any Float32Arrays (subarray views select sub-matrices).
-typedef struct {
-  int ta, tb;
-  long M, N, K, lda, ldb, ldc;
-  float alpha, beta;
-  const float *a, *b;
-  float *c;
-} cols_ctx;
-
-// Column blocks [begin, end) (16 columns each) of C = alpha op(A) op(B) + beta C.
-static void gemm_cols(void *v, long begin, long end, int tid) {
-  const cols_ctx *g = (const cols_ctx *)v;
-  const long j0 = begin * 16, j1 = end * 16 < g->N ? end * 16 : g->N;
-  if (j1 <= j0) return;
-  const float *b = g->tb ? g->b + (size_t)j0 * g->ldb : g->b + j0;
-  cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, (int)g->M, (int)(j1 - j0),
-              (int)g->K, g->alpha, g->a, (int)g->lda, b, (int)g->ldb, g->beta, g->c + j0, (int)g->ldc);
-}
-
 // Rows [begin, end) of C = alpha op(A) op(B) + beta C (op(A)'s rows start at column r of A when
 // A is transposed).
 static void gemm_rows_ab(void *v, long begin, long end, int tid) {
@@ -1087,7 +1096,7 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
   // thread packs only its share of B (splitting 32 rows would pack all of B twice).
   cols_ctx g = {ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, a, b, c};
   const double flops = 2.0 * M * N * K;
-  if (g_threads > 1 && M >= 32 && flops >= PAR_MIN_FLOPS / 2) {
+  if (g_threads > 1 && M >= 32 && (M >= 128 || N < 128) && flops >= PAR_MIN_FLOPS / 2) {
     // many rows (narrow host-op products, e.g. 12800 x 56): split the rows, at least 16 each
     int nr = g_threads;
     if (nr > M / 16) nr = (int)(M / 16);

@@ -26,6 +26,8 @@ describe('BatchMatMul', () => {
     [[2, 3, 4, 6], [2, 3, 6, 5], false, false],
     [[64, 20, 128], [64, 128, 20], false, false], // attention-like
     [[640, 512], [512, 56], false, false], // set-encoder projection
+    [[32, 512], [1024, 512], false, true], // few rows, wide: split by columns with 2 threads
+    [[512, 32], [512, 1024], true, false],
     [[3, 0], [0, 4], false, false], // empty inner dimension: zeros
   ];
   for (const [as, bs, ta, tb] of cases) {

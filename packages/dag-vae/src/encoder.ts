@@ -5,6 +5,7 @@ import { packGraphs, type GraphBatch, type ModelSpace } from './graph-batch.js';
 import { GruWeights, MessageWeights, oneHotRows } from './message-passing.js';
 import { fusedAddon, hostView, type BlasAddon } from '@metad2a/kernels-blas';
 import { gatedRecurrence, type RecurrenceVertex } from './recurrence.js';
+import { scratchPool } from './scratch.js';
 
 /**
  * D-VAE's bidirectional asynchronous message-passing graph encoder with vertex-id one-hots ("vid"),
@@ -338,19 +339,8 @@ export class DagEncoder extends Module {
   }
 }
 
-/**
- * Reusable host buffers for per-step temporaries (allocating tens of MB of typed arrays per call
- * costs more in zeroing and GC than the arithmetic). Contents are unspecified.
- */
-const scratchBufs = new Map<string, Float32Array>();
-function scratchBuffer(key: string, n: number): Float32Array {
-  let b = scratchBufs.get(key);
-  if (!b || b.length < n) {
-    b = new Float32Array(n);
-    scratchBufs.set(key, b);
-  }
-  return b.subarray(0, n);
-}
+/** Host buffers for this module's temporaries (see scratchPool). */
+const scratchBuffer = scratchPool();
 
 /**
  * A bump allocator over a buffer kept per key across calls: take(n) hands out the next n floats

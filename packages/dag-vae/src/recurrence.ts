@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { hostTensor, hostView, type BlasAddon } from '@metad2a/kernels-blas';
 import { hostOp, type GRUCell, type Linear } from '@metad2a/nn';
+import { scratchPool } from './scratch.js';
 
 /**
  * D-VAE's gated GRU message passing (encoder and teacher-forced decoder) as ONE differentiable op
@@ -317,17 +318,5 @@ export function gatedRecurrence(addon: BlasAddon, p: RecurrenceParams, plan: Rec
   return { finals: outs[0] as tf.Tensor3D, reads: reads.length ? (outs[1] as tf.Tensor3D) : null };
 }
 
-/**
- * Reusable host buffers for one call's temporaries (tens of MB of typed arrays allocated per
- * training step cost more in zeroing and GC than the arithmetic). Contents are unspecified; each
- * key is used by one phase at a time (forward or backward passes never interleave).
- */
-const scratchBufs = new Map<string, Float32Array>();
-function scratch(key: string, n: number): Float32Array {
-  let b = scratchBufs.get(key);
-  if (!b || b.length < n) {
-    b = new Float32Array(n);
-    scratchBufs.set(key, b);
-  }
-  return b.subarray(0, n);
-}
+/** Host buffers for this module's temporaries (see scratchPool). */
+const scratch = scratchPool();

@@ -20,7 +20,7 @@ export const MBV3_RECIPE_DEPTH = 1;
  * for 150 epochs (spec §5.4); that needs the supernet weights and a GPU. These keep its optimiser family
  * (SGD, Nesterov momentum 0.9, cosine to 0, flips) at a from-scratch learning rate and MobileNet's small
  * weight decay, and shrink input size, epochs and images per class. Cost: see the README (measured
- * with tools/bench/mbv3-training.mjs).
+ * with tools/bench/db-build.mjs --space mbv3).
  */
 const base = {
   space: 'mbv3',

@@ -202,6 +202,51 @@ export class LayerNorm extends Module {
   }
 }
 
+/**
+ * PyTorch's BatchNorm2d (affine, track_running_stats, eps 1e-5, momentum 0.1) on NHWC tensors: batch
+ * statistics in training (running ones updated with the unbiased variance, as PyTorch does), running
+ * statistics in eval. Both search spaces' networks use it (NB201's ReLUConvBN, OFA's bn).
+ */
+export class BatchNorm2d extends Module {
+  readonly weight: tf.Variable;
+  readonly bias: tf.Variable;
+  readonly runningMean: tf.Variable;
+  readonly runningVar: tf.Variable;
+  constructor(
+    readonly channels: number,
+    readonly eps = 1e-5,
+    readonly momentum = 0.1,
+  ) {
+    super();
+    this.weight = this.addParameter('weight', [channels], new Float32Array(channels).fill(1));
+    this.bias = this.addParameter('bias', [channels], new Float32Array(channels));
+    this.runningMean = this.addParameter('running_mean', [channels], new Float32Array(channels), false);
+    this.runningVar = this.addParameter('running_var', [channels], new Float32Array(channels).fill(1), false);
+  }
+
+  forward(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
+    return tf.tidy(() => {
+      // y = x * s + t with per-channel s = weight / sqrt(var + eps), t = bias - mean * s: the values of
+      // tf.batchNorm4d, but its gradient (FusedBatchNorm) tiles a [C] tensor to x's full shape, which
+      // took over a third of a training step on wasm; broadcasting avoids that.
+      if (!training) {
+        const s = this.weight.mul(tf.rsqrt(this.runningVar.add(this.eps)));
+        return x.mul(s).add(this.bias.sub(this.runningMean.mul(s))) as tf.Tensor4D;
+      }
+      const { mean, variance } = tf.moments(x, [0, 1, 2]);
+      const n = x.size / this.channels;
+      // PyTorch normalises with the biased variance and tracks the unbiased one; assign() is not taped.
+      tf.tidy(() => {
+        const m = this.momentum;
+        this.runningMean.assign(this.runningMean.mul(1 - m).add(mean.mul(m)));
+        this.runningVar.assign(this.runningVar.mul(1 - m).add(variance.mul(m * (n > 1 ? n / (n - 1) : 1))));
+      });
+      const s = this.weight.mul(tf.rsqrt(variance.add(this.eps)));
+      return x.mul(s).add(this.bias.sub(mean.mul(s))) as tf.Tensor4D;
+    });
+  }
+}
+
 /** A module or function usable as a step of a Sequential. */
 export type Layer = Module & { forward(x: tf.Tensor): tf.Tensor };
 

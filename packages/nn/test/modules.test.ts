@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InputError, Rng, ShapeError } from '@metad2a/core';
-import { GRUCell, LayerNorm, Linear, Module, ReLU, Sequential, Sigmoid, Tanh, initBackend, kaimingUniformBound, linearBound, manualSeed, readF32Bundle, selectPrefix, type F32Bundle } from '../src/index.js';
+import { BatchNorm2d, GRUCell, LayerNorm, Linear, Module, ReLU, Sequential, Sigmoid, Tanh, initBackend, kaimingUniformBound, linearBound, manualSeed, readF32Bundle, selectPrefix, type F32Bundle } from '../src/index.js';
 import { PARITY_MANIFEST, gruRef, linearRef, maxAbsDiff } from './helpers.js';
 
 let bundle: F32Bundle;
@@ -287,5 +287,39 @@ describe('memory discipline', () => {
     y.dispose();
     opt.dispose();
     model.dispose();
+  });
+});
+
+describe('BatchNorm2d', () => {
+  it('batch-normalises in training, tracks running stats like PyTorch, and uses them in eval', () => {
+    const bn = new BatchNorm2d(2);
+    const rng = new Rng(13);
+    const x = tf.tensor4d(Float32Array.from({ length: 24 }, () => rng.normal() * 2 + 1), [3, 2, 2, 2]);
+    const xa = Array.from(x.dataSync());
+    const ch = [0, 1].map((c) => xa.filter((_, i) => i % 2 === c));
+    const mean = ch.map((v) => v.reduce((a, b) => a + b, 0) / v.length);
+    const biased = ch.map((v, c) => v.reduce((a, b) => a + (b - mean[c]) ** 2, 0) / v.length);
+    const y = Array.from(bn.forward(x, true).dataSync());
+    y.forEach((v, i) => expect(v).toBeCloseTo((xa[i] - mean[i % 2]) / Math.sqrt(biased[i % 2] + 1e-5), 4));
+    const n = 12;
+    const rm = Array.from(bn.runningMean.dataSync());
+    const rv = Array.from(bn.runningVar.dataSync());
+    [0, 1].forEach((c) => {
+      expect(rm[c]).toBeCloseTo(0.1 * mean[c], 5);
+      expect(rv[c]).toBeCloseTo(0.9 + 0.1 * biased[c] * (n / (n - 1)), 5);
+    });
+    const e = Array.from(bn.forward(x, false).dataSync());
+    e.forEach((v, i) => expect(v).toBeCloseTo((xa[i] - rm[i % 2]) / Math.sqrt(rv[i % 2] + 1e-5), 4));
+    bn.dispose();
+  });
+
+  it('leaves no tensors behind in either mode', () => {
+    const bn = new BatchNorm2d(3);
+    const x = tf.ones([2, 2, 2, 3]) as tf.Tensor4D;
+    const before = tf.memory().numTensors;
+    tf.dispose([bn.forward(x, true), bn.forward(x, false)]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x]);
+    bn.dispose();
   });
 });

@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '@metad2a/core';
-import { Linear, Module, defaultRng, linearBound, uniformArray } from '@metad2a/nn';
+import { BatchNorm2d, Linear, Module, defaultRng, linearBound, uniformArray } from '@metad2a/nn';
+
+/** Re-exported: the network's BN is nn's (shared with the MBV3 subnet). */
+export { BatchNorm2d };
 import { resolveNetConfig, type Nb201NetConfig } from './cost.js';
 import { NB201_EDGES, assertNb201Arch, type Nb201Arch, type Nb201Op } from './ops.js';
 
@@ -31,48 +34,6 @@ export class Conv2d extends Module {
   forward(x: tf.Tensor4D): tf.Tensor4D {
     // Symmetric explicit padding as in PyTorch; tf's 'same' pads stride-2 convs on the other side.
     return tf.conv2d(x, this.weight as tf.Tensor4D, this.stride, this.padding === 0 ? 'valid' : this.padding);
-  }
-}
-
-/** nn.BatchNorm2d (affine, track_running_stats): batch statistics in training, running ones in eval. */
-export class BatchNorm2d extends Module {
-  readonly weight: tf.Variable;
-  readonly bias: tf.Variable;
-  readonly runningMean: tf.Variable;
-  readonly runningVar: tf.Variable;
-  constructor(
-    readonly channels: number,
-    readonly eps = 1e-5,
-    readonly momentum = 0.1,
-  ) {
-    super();
-    this.weight = this.addParameter('weight', [channels], new Float32Array(channels).fill(1));
-    this.bias = this.addParameter('bias', [channels], new Float32Array(channels));
-    this.runningMean = this.addParameter('running_mean', [channels], new Float32Array(channels), false);
-    this.runningVar = this.addParameter('running_var', [channels], new Float32Array(channels).fill(1), false);
-  }
-  forward(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    // y = x * s + t with per-channel s = weight / sqrt(var + eps), t = bias - mean * s. Same values
-    // as tf.batchNorm4d, but its gradient (FusedBatchNorm) tiles a [C] tensor to x's full shape,
-    // which took over a third of a training step on wasm; broadcasting avoids that.
-    if (!training) {
-      return tf.tidy(() => {
-        const s = this.weight.mul(tf.rsqrt(this.runningVar.add(this.eps)));
-        return x.mul(s).add(this.bias.sub(this.runningMean.mul(s))) as tf.Tensor4D;
-      });
-    }
-    const { mean, variance } = tf.moments(x, [0, 1, 2]);
-    const n = x.size / this.channels;
-    // PyTorch normalises with the biased variance and tracks the unbiased one. assign() is not
-    // recorded on the gradient tape, so the update adds nothing to the backward pass.
-    tf.tidy(() => {
-      const m = this.momentum;
-      this.runningMean.assign(this.runningMean.mul(1 - m).add(mean.mul(m)));
-      const unbiased = variance.mul(n > 1 ? n / (n - 1) : 1);
-      this.runningVar.assign(this.runningVar.mul(1 - m).add(unbiased.mul(m)));
-    });
-    const s = this.weight.mul(tf.rsqrt(variance.add(this.eps)));
-    return x.mul(s).add(this.bias.sub(mean.mul(s))) as tf.Tensor4D;
   }
 }
 

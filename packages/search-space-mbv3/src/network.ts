@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, ShapeError, type Rng } from '@metad2a/core';
-import { Module, defaultRng, linearBound, normalArray, uniformArray } from '@metad2a/nn';
+// BN is nn's BatchNorm2d: OFA's bn_param (momentum 0.1, eps 1e-5) are PyTorch's defaults.
+import { BatchNorm2d, Module, defaultRng, linearBound, normalArray, uniformArray } from '@metad2a/nn';
 import type { OfaConfig } from './config.js';
 import { resolveOfaNet, type OfaActivation, type OfaBlockSpec, type OfaNetOptions, type ResolvedOfaNet } from './cost.js';
 
@@ -62,48 +63,10 @@ export class OfaConv2d extends Module {
   }
 }
 
-/** BatchNorm2d (affine, running statistics, momentum 0.1, eps 1e-5 as OFA's bn_param). */
-export class OfaBatchNorm2d extends Module {
-  readonly weight: tf.Variable;
-  readonly bias: tf.Variable;
-  readonly runningMean: tf.Variable;
-  readonly runningVar: tf.Variable;
-  constructor(
-    readonly channels: number,
-    readonly eps = 1e-5,
-    readonly momentum = 0.1,
-  ) {
-    super();
-    this.weight = this.addParameter('weight', [channels], new Float32Array(channels).fill(1));
-    this.bias = this.addParameter('bias', [channels], new Float32Array(channels));
-    this.runningMean = this.addParameter('running_mean', [channels], new Float32Array(channels), false);
-    this.runningVar = this.addParameter('running_var', [channels], new Float32Array(channels).fill(1), false);
-  }
-  forward(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    return tf.tidy(() => {
-      if (!training) {
-        const s = this.weight.mul(tf.rsqrt(this.runningVar.add(this.eps)));
-        return x.mul(s).add(this.bias.sub(this.runningMean.mul(s))) as tf.Tensor4D;
-      }
-      const { mean, variance } = tf.moments(x, [0, 1, 2]);
-      const n = x.size / this.channels;
-      // PyTorch normalises with the biased variance and tracks the unbiased one; assign() is not taped.
-      tf.tidy(() => {
-        const m = this.momentum;
-        this.runningMean.assign(this.runningMean.mul(1 - m).add(mean.mul(m)));
-        this.runningVar.assign(this.runningVar.mul(1 - m).add(variance.mul(m * (n > 1 ? n / (n - 1) : 1))));
-      });
-      // Per-channel scale/shift broadcast (same values as batchNorm4d, cheaper gradient on wasm).
-      const s = this.weight.mul(tf.rsqrt(variance.add(this.eps)));
-      return x.mul(s).add(this.bias.sub(mean.mul(s))) as tf.Tensor4D;
-    });
-  }
-}
-
 /** conv -> bn -> act [-> SE], named {conv, bn, se} (OFA's ConvLayer and the MBConv sub-sequences). */
 export class ConvBnAct extends Module {
   readonly conv: OfaConv2d;
-  readonly bn: OfaBatchNorm2d | null;
+  readonly bn: BatchNorm2d | null;
   readonly se: SEModule | null;
   constructor(
     cin: number,
@@ -116,7 +79,7 @@ export class ConvBnAct extends Module {
   ) {
     super();
     this.conv = this.addModule('conv', new OfaConv2d(cin, cout, k, stride, options.depthwise ?? false, false, rng));
-    this.bn = options.bn === false ? null : this.addModule('bn', new OfaBatchNorm2d(cout));
+    this.bn = options.bn === false ? null : this.addModule('bn', new BatchNorm2d(cout));
     this.se = options.seMid ? this.addModule('se', new SEModule(cout, options.seMid, rng)) : null;
   }
   forward(x: tf.Tensor4D, training: boolean): tf.Tensor4D {

@@ -3,8 +3,8 @@ import type { ArchDag, Rng } from '@metad2a/core';
 import { GRUCell, Linear, Module, Sequential, Sigmoid } from '@metad2a/nn';
 import { packGraphs, type GraphBatch, type ModelSpace } from './graph-batch.js';
 import { GruWeights, MessageWeights, oneHotRows } from './message-passing.js';
-import { fusedAddon, hostView, type BlasAddon } from '@metad2a/kernels-blas';
-import { gatedRecurrence, type RecurrenceVertex } from './recurrence.js';
+import { fusedAddon, type BlasAddon } from '@metad2a/kernels-blas';
+import { gatedRecurrence, hostStepWeights, type RecurrenceVertex } from './recurrence.js';
 import { scratchPool } from './scratch.js';
 
 /**
@@ -230,15 +230,7 @@ export class DagEncoder extends Module {
     const nvt = this.nvt;
     // views of the backend's weights: no backend allocation happens while the stepper is in use
     // (the loop below works on host arrays only), so they stay valid
-    const wih = hostView(gru.weightIh);
-    const bih = hostView(gru.biasIh);
-    const whh = hostView(gru.weightHh);
-    const bhh = hostView(gru.biasHh);
-    const wg = hostView(gate.weight);
-    const bg = hostView(gate.bias!);
-    const wm = hostView(mapper.weight);
-    const table = new Float32Array(nvt * H3);
-    for (let t = 0; t < nvt; t++) for (let g = 0; g < H3; g++) table[t * H3 + g] = wih[g * nvt + t] + bih[g];
+    const { whh, bhh, wg, bg, wm, table } = hostStepWeights(gru, gate, mapper, nvt, new Float32Array(nvt * H3));
     // states, messages and projected messages of one direction live until the graph states are
     // read (same call): carved from a buffer reused across calls instead of fresh zeroed arrays
     const arena = takeArena(reverse ? 'bwd' : 'fwd');

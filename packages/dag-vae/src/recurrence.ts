@@ -51,6 +51,20 @@ export interface RecurrenceParams {
 }
 
 /**
+ * Host views of one message-passing direction's weights (valid until the next backend allocation)
+ * and, written into `table` ([nvt, 3H]), the GRU's input-side pre-activations per vertex type:
+ * table[t] = W_ih[:, t] + b_ih (the input is a type one-hot). The training op and the inference
+ * encoder both step on these.
+ */
+export function hostStepWeights(gru: GRUCell, gate: Linear, mapper: Linear, nvt: number, table: Float32Array) {
+  const wih = hostView(gru.weightIh);
+  const bih = hostView(gru.biasIh);
+  const H3 = bih.length;
+  for (let t = 0; t < nvt; t++) for (let g = 0; g < H3; g++) table[t * H3 + g] = wih[g * nvt + t] + bih[g];
+  return { whh: hostView(gru.weightHh), bhh: hostView(gru.biasHh), wg: hostView(gate.weight), bg: hostView(gate.bias!), wm: hostView(mapper.weight), table };
+}
+
+/**
  * Run the plan. Returns the final state of every vertex [n, B, hs] (vertex-index order; vertices
  * outside the plan are zero) and, when the plan has reads, [R, B, width * hs].
  */
@@ -145,17 +159,8 @@ export function gatedRecurrence(addon: BlasAddon, p: RecurrenceParams, plan: Rec
     const V = viewsOf(hostView(storeT));
     const finals = hostView(finalsT);
     finals.fill(0);
-    const wih = hostView(gru.weightIh);
-    const bih = hostView(gru.biasIh);
-    const whh = hostView(gru.weightHh);
-    const bhh = hostView(gru.biasHh);
-    const wg = hostView(gate.weight);
-    const bg = hostView(gate.bias!);
-    const wm = hostView(mapper.weight);
+    const { whh, bhh, wg, bg, wm, table } = hostStepWeights(gru, gate, mapper, nvt, scratch('table', nvt * H3));
     const h0 = hInit ? hostView(hInit) : null;
-    // gate inputs per type: table[t] = W_ih[:, t] + b_ih
-    const table = scratch('table', nvt * H3);
-    for (let t = 0; t < nvt; t++) for (let g = 0; g < H3; g++) table[t * H3 + g] = wih[g * nvt + t] + bih[g];
     const msgAll = scratch('msgs', Math.max(1, numMsg) * BH);
     const cur = scratch('cur', BH);
     const gh = scratch('gh', B * H3);

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng, type ArchDag } from '@metad2a/core';
 import { fusedOps, fusedOpsAvailable, initBackend } from '@metad2a/nn';
 import { Predictor } from '../src/index.js';
-import { NB201, fixture } from './helpers.js';
+import { originalPredictorCase } from './helpers.js';
 // The fused ops need the OpenBLAS addon (CI builds it); without it, or with METAD2A_BLAS=off, the
 // models use the tfjs compositions and there is nothing to compare.
 const FUSED_AVAILABLE = fusedOpsAvailable();
@@ -23,10 +23,7 @@ const graphs = Array.from({ length: 40 }, cell);
 
 beforeAll(async () => {
   await initBackend({ quiet: true });
-  pred = new Predictor(NB201);
-  pred.loadOriginal(fixture().group('predictor_state'), 'parity fixture');
-  const x = fixture().get('predictor_case/input_X');
-  X = tf.tensor3d(x.data, x.shape as [number, number, number]);
+  ({ pred, X } = originalPredictorCase());
 });
 afterEach(() => {
   delete process.env.METAD2A_FUSED;

@@ -1,7 +1,9 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
 import type { ArchDag } from '@metad2a/core';
 import { readF32Bundle, type F32Bundle } from '@metad2a/nn';
+import { Predictor } from '../src/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const FIXTURE = path.resolve(here, '../../../../shared/fixtures/metad2a-parity/manifest.json');
@@ -32,4 +34,12 @@ export function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
     scale = Math.max(scale, Math.abs(b[i]));
   }
   return diff / scale;
+}
+
+/** The predictor with the parity fixture's weights, and the fixture's input datasets X [B, N, F]. */
+export function originalPredictorCase(): { pred: Predictor; X: tf.Tensor3D } {
+  const pred = new Predictor(NB201);
+  pred.loadOriginal(fixture().group('predictor_state'), 'parity fixture');
+  const x = fixture().get('predictor_case/input_X');
+  return { pred, X: tf.tensor3d(x.data, x.shape as [number, number, number]) };
 }

@@ -3,17 +3,14 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng, type ArchDag } from '@metad2a/core';
 import { initBackend } from '@metad2a/nn';
 import { Predictor, denormalize, normalizeTarget, targetStats } from '../src/index.js';
-import { NB201, fixture, manifest, maxRelDiff, nb201Dag } from './helpers.js';
+import { fixture, manifest, maxRelDiff, nb201Dag, originalPredictorCase } from './helpers.js';
 
 let pred: Predictor;
 let X: tf.Tensor3D;
 let archs: ArchDag[];
 beforeAll(async () => {
   await initBackend({ quiet: true });
-  pred = new Predictor(NB201);
-  pred.loadOriginal(fixture().group('predictor_state'), 'parity fixture');
-  const x = fixture().get('predictor_case/input_X');
-  X = tf.tensor3d(x.data, x.shape as [number, number, number]);
+  ({ pred, X } = originalPredictorCase());
   archs = manifest().generator_case.teacher_forced_archs.map(nb201Dag);
 });
 

@@ -189,10 +189,10 @@ if (!fs.existsSync(out) || fs.statSync(out).size === 0) {
   } catch (e) {
     if (e.code !== 'EEXIST') throw e;
   }
-} else if (shards === 1) {
-  // cut a torn last line so the next row starts on its own line
-  const text = fs.readFileSync(out, 'utf8');
-  if (!text.endsWith('\n')) fs.truncateSync(out, text.lastIndexOf('\n') + 1);
+} else if (!fs.readFileSync(out, 'utf8').endsWith('\n')) {
+  // end a torn last line (readRows skips it and its cell is trained again) so the next row starts on its
+  // own line; an append rather than a truncate, so that shards starting together cannot cut a fresh row
+  fs.appendFileSync(out, '\n');
 }
 const fields = `"${JSON.stringify(recipe).replace(/"/g, '""')}"`;
 console.error(`[calibration] ${recipe.id}: ${done.size}/${indices.length} cells done, backend ${info.name}; writing ${path.relative(repo, out)}`);

@@ -7,8 +7,12 @@
 // without the degenerate 10 % ones), its median CPU seconds per training, and the runs' agreement with each
 // other. --features adds the Spearman of simple cell features (count of 3x3 convs, conv parameters, pools,
 // skips) with the table and with each run: what the cheap training rewards that 200 epochs do not.
+// With several runs it also ranks their mean accuracy (what averaging trainings with several seeds buys),
+// and where ../shared/data/nb201/nb201_12epoch_valid_test.csv is present it compares every run with NB201's
+// own 12-epoch CIFAR-10 training (full data, 32 px, C=16, N=5): a reference point for a cheaper regime.
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { spearman } from '@metad2a/core';
 
 const args = process.argv.slice(2);
@@ -59,6 +63,24 @@ if (runs.length > 1) {
       const b = live.map((k) => runs[j].rows.get(k).accuracy);
       console.log(`${runs[i].name} ~ ${runs[j].name}: ${spearman(a, b).toFixed(3)}`);
     }
+  }
+}
+if (runs.length > 1) {
+  const mean = common.map((k) => runs.reduce((s, r) => s + r.rows.get(k).accuracy, 0) / runs.length);
+  const meanLive = live.map((k) => runs.reduce((s, r) => s + r.rows.get(k).accuracy, 0) / runs.length);
+  const truthLive = live.map((k) => runs[0].rows.get(k).truth);
+  console.log(`\nmean accuracy of the ${runs.length} runs | ${spearman(mean, truth).toFixed(3)} | ${spearman(meanLive, truthLive).toFixed(3)}`);
+}
+const epoch12File = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared/data/nb201/nb201_12epoch_valid_test.csv');
+if (fs.existsSync(epoch12File)) {
+  const lines = fs.readFileSync(epoch12File, 'utf8').trim().split('\n');
+  const head = lines[0].split(',');
+  const [cellCol, testCol] = [head.indexOf('cellstr'), head.indexOf('cifar10-test')];
+  const e12 = new Map(lines.slice(1).map((l) => l.split(',')).map((f) => [f[cellCol], Number(f[testCol])]));
+  const ref = common.map((k) => e12.get(runs[0].rows.get(k).arch));
+  if (ref.every((v) => Number.isFinite(v))) {
+    console.log(`\nNB201's own 12-epoch CIFAR-10 training: Spearman ${spearman(ref, truth).toFixed(3)} with the 200-epoch table; with each run:`);
+    for (const r of runs) console.log(`${r.name} ~ 12 epochs: ${spearman(common.map((k) => r.rows.get(k).accuracy), ref).toFixed(3)}`);
   }
 }
 if (args.includes('--features')) {

@@ -11,6 +11,9 @@
 # Output: datasets/meta-train/{strict,cifar10,mbv3}-<recipe>.csv (+ .tasks.json), one file per part and recipe,
 # so records of two recipes are never mixed. RECIPE=<id> picks another recipe (default: the space's default).
 # Needs the built trainer (npx nx run trainer:build). Each record trains one architecture with the recipe.
+# SOURCES="mnist" (a subset of the part's sources) builds only those sources' tasks, so two processes can
+# share a part's file on two cores (e.g. SOURCES=mnist and SOURCES=fashion-mnist for strict): their tasks are
+# disjoint and records are single appends.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:?strict, cifar or mbv3}
@@ -27,6 +30,12 @@ case "$part" in
   mbv3) sources="cifar10"; classes="2 3 4 5"; out=datasets/meta-train/mbv3-$recipe.csv; per=2 ;;
   *) echo "unknown part '$part' (strict, cifar or mbv3)" >&2; exit 2 ;;
 esac
+if [ -n "${SOURCES:-}" ]; then
+  for src in $SOURCES; do
+    case " $sources " in *" $src "*) ;; *) echo "SOURCES: '$src' is not a source of part '$part' ($sources)" >&2; exit 2 ;; esac
+  done
+  sources=$SOURCES
+fi
 for r in $(seq 1 "$rounds"); do
   for src in $sources; do
     for c in $classes; do

@@ -20,8 +20,8 @@ const base = {
 export const DB_RECIPES: readonly TrainRecipe[] = [
   // The default: the best-calibrated recipe so far. Two cells per stage (N=2): with one, the fixed
   // stem and ResNet reduction blocks do most of the work and the cell barely matters. Spearman 0.554
-  // with the NB201 200-epoch CIFAR-10 table over 100 random cells (target 0.6, not reached), 17.3 CPU s
-  // per 10-class training on wasm + OpenBLAS; no random crop, flips only.
+  // with the NB201 200-epoch CIFAR-10 table over 100 random cells with training seed 0, 0.450 with seed 1
+  // (target 0.6, not reached), 17.3 CPU s per 10-class training on wasm + OpenBLAS; no random crop, flips only.
   { ...base, id: 'nb201-c8n2-16px-5ep-200pc', width: 8, depth: 2, inputSize: 16, epochs: 5, batchSize: 64, augmentPad: 0, maxTrainPerClass: 200 },
   // The first default (the 1,206 records of datasets/meta-train/*-nb201-c8n1-16px-5ep-200pc.csv): about 5.6 s of
   // one core per 5-class training (10.4 s at 10 classes); Spearman 0.377.

@@ -38,7 +38,9 @@ gen=$!
 $trainer meta-train --model predictor --search-space "$space" --database "$db" "${features[@]}" --extractor 'mobilenet_v1_1.0@96' \
   --epochs "$pred_epochs" --valid 0.1 --out "$runs/predictor" "$@" > "$runs/predictor.log" 2>&1 &
 pred=$!
-wait $gen $pred
+# one wait each: `wait A B` returns B's status only, and a failed run must stop the packaging
+wait $gen || { echo "generator meta-training failed: $runs/generator.log" >&2; exit 1; }
+wait $pred || { echo "predictor meta-training failed: $runs/predictor.log" >&2; exit 1; }
 last() { ls "$1"/ckpt_[0-9]*.json | sed 's/.*ckpt_\([0-9]*\).json/\1 &/' | sort -n | tail -1 | cut -d' ' -f2; }
 $trainer package-model --generator "$(last "$runs/generator")" --predictor "$runs/predictor/ckpt_max_corr.json" \
   --out "$model_dir" --name "metad2a-$space-$variant" --default-dataset datasets/features/cifar10.json \

@@ -1,10 +1,10 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '@metad2a/core';
-import { initBackend, Linear, Module } from '@metad2a/nn';
+import { fusedOps, fusedOpsAvailable, initBackend, Linear, Module } from '@metad2a/nn';
 import { augmentBatch, cosineLr, normalizeImages, SgdMomentum, trainClassifier, validateRecipe, NB201_FULL, type ImageSet, type TrainRecipe } from '../src/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -43,7 +43,11 @@ beforeAll(async () => {
 });
 
 describe('SGD with Nesterov momentum', () => {
-  it('follows torch.optim.SGD on f(p) = p^2 (values derived by hand)', () => {
+  afterEach(() => {
+    delete process.env.METAD2A_FUSED;
+  });
+  it.each(['on', 'off'])('follows torch.optim.SGD on f(p) = p^2 (values derived by hand; host update %s)', (mode) => {
+    process.env.METAD2A_FUSED = mode;
     const p = tf.variable(tf.scalar(1));
     const opt = new SgdMomentum(0.9, 0.1, true);
     const out: number[] = [];
@@ -59,6 +63,29 @@ describe('SGD with Nesterov momentum', () => {
     expect(out[1]).toBeCloseTo(0.191101, 6);
     opt.dispose();
     p.dispose();
+  });
+  it.each([true, false])('the host update equals the tensor update over 5 steps (nesterov %s, 3 shapes)', (nesterov) => {
+    const rng = new Rng(3);
+    const shapes = [[4, 3, 3, 2], [7], [5, 6]];
+    const init = shapes.map((s) => Float32Array.from(rng.normalArray(s.reduce((a, b) => a * b, 1))));
+    const gradsAt = Array.from({ length: 5 }, () => init.map((v) => Float32Array.from(rng.normalArray(v.length))));
+    const finals = ['on', 'off'].map((mode) => {
+      process.env.METAD2A_FUSED = mode;
+      // 'on' takes the host path wherever the addon is built (CI builds it)
+      expect(fusedOps() !== null).toBe(mode === 'on' && fusedOpsAvailable());
+      const ps = shapes.map((s, i) => tf.variable(tf.tensor(init[i], s)));
+      const opt = new SgdMomentum(0.9, 5e-4, nesterov);
+      for (const [t, gs] of gradsAt.entries()) {
+        const grads = new Map(ps.map((p, i) => [p, tf.tensor(gs[i], shapes[i])] as [tf.Variable, tf.Tensor]));
+        opt.step(grads, 0.1 / (t + 1));
+        tf.dispose([...grads.values()]);
+      }
+      const out = ps.map((p) => Array.from(p.dataSync()));
+      opt.dispose();
+      tf.dispose(ps);
+      return out;
+    });
+    finals[0].forEach((v, i) => v.forEach((x, j) => expect(x).toBeCloseTo(finals[1][i][j], 5)));
   });
   it('cosine schedule starts at base, ends at min, halves in the middle', () => {
     expect(cosineLr(0.1, 0, 100)).toBeCloseTo(0.1, 10);

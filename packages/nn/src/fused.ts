@@ -341,3 +341,165 @@ export function fusedAdamUpdate(items: readonly AdamUpdate[], beta1: number, bet
   });
   return true;
 }
+
+/** What batchNormTrain returns: the normalised output and the batch statistics (biased variance). */
+export interface BatchNormTrainResult {
+  y: tf.Tensor;
+  mean: Float32Array;
+  variance: Float32Array;
+}
+
+/**
+ * Batch normalisation in training mode over every axis but the last (channels last, as NHWC):
+ * y = (x - mean) / sqrt(var + eps) * weight + bias with the batch's mean and biased variance, forward
+ * and backward as one host op each. The tfjs composition (moments, broadcasts and their gradients)
+ * is ~60 small kernels per layer, which dominated a cell network's training step on wasm. Statistics
+ * accumulate in float64. Returns null where the fused host ops are off: callers run the composition.
+ */
+export function batchNormTrain(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): BatchNormTrainResult | null {
+  if (!fusedOps()) return null;
+  const C = x.shape[x.rank - 1];
+  const M = x.size / C;
+  if (weight.size !== C || bias.size !== C) throw new Error(`batchNormTrain: weight/bias of ${weight.size}/${bias.size} for ${C} channels`);
+  const mean = new Float32Array(C);
+  const variance = new Float32Array(C);
+  const invStd = new Float64Array(C);
+  const forward = (save: (t: tf.Tensor[]) => void): tf.Tensor[] => {
+    save([x, weight]);
+    const y = hostTensor([...x.shape]);
+    const xv = hostView(x);
+    const s = new Float64Array(C);
+    for (let i = 0; i < M * C; i += C) for (let c = 0; c < C; c++) s[c] += xv[i + c];
+    for (let c = 0; c < C; c++) s[c] /= M;
+    const q = new Float64Array(C);
+    for (let i = 0; i < M * C; i += C) {
+      for (let c = 0; c < C; c++) {
+        const d = xv[i + c] - s[c];
+        q[c] += d * d;
+      }
+    }
+    const scale = new Float64Array(C);
+    const shift = new Float64Array(C);
+    const w = hostView(weight);
+    const b = hostView(bias);
+    for (let c = 0; c < C; c++) {
+      mean[c] = s[c];
+      variance[c] = q[c] / M;
+      invStd[c] = 1 / Math.sqrt(q[c] / M + eps);
+      scale[c] = w[c] * invStd[c];
+      shift[c] = b[c] - s[c] * scale[c];
+    }
+    const yv = hostView(y);
+    for (let i = 0; i < M * C; i += C) for (let c = 0; c < C; c++) yv[i + c] = xv[i + c] * scale[c] + shift[c];
+    return [y];
+  };
+  const backward = (dys: tf.Tensor[], saved: tf.Tensor[]): Record<string, tf.Tensor> => {
+    const [xs, ws] = saved;
+    const dx = hostTensor([...xs.shape]);
+    const dw = hostTensor([C]);
+    const db = hostTensor([C]);
+    const dy = hostView(dys[0]);
+    const xv = hostView(xs);
+    // dbias = sum dy; dweight = sum dy * xhat; dx = weight * invStd / M * (M dy - dbias - xhat dweight)
+    const sdy = new Float64Array(C);
+    const sdyx = new Float64Array(C);
+    for (let i = 0; i < M * C; i += C) {
+      for (let c = 0; c < C; c++) {
+        const g = dy[i + c];
+        sdy[c] += g;
+        sdyx[c] += g * (xv[i + c] - mean[c]) * invStd[c];
+      }
+    }
+    const w = hostView(ws);
+    const a = new Float64Array(C);
+    const bb = new Float64Array(C);
+    for (let c = 0; c < C; c++) {
+      a[c] = (sdyx[c] * invStd[c]) / M; // coefficient of (x - mean) inside the bracket, over M
+      bb[c] = sdy[c] / M;
+    }
+    const dxv = hostView(dx);
+    for (let i = 0; i < M * C; i += C) {
+      for (let c = 0; c < C; c++) dxv[i + c] = w[c] * invStd[c] * (dy[i + c] - bb[c] - (xv[i + c] - mean[c]) * a[c]);
+    }
+    const dwv = hostView(dw);
+    const dbv = hostView(db);
+    for (let c = 0; c < C; c++) {
+      dwv[c] = sdyx[c];
+      dbv[c] = sdy[c];
+    }
+    return { x: dx, weight: dw, bias: db };
+  };
+  const [y] = hostOp({ x, weight, bias }, forward, backward);
+  return { y, mean, variance };
+}
+
+/**
+ * PyTorch's AvgPool2d(3, stride 1, padding 1, count_include_pad=False) on NHWC input: each output is
+ * the mean of the in-image taps of its 3x3 window. Forward and backward as one host op each
+ * (separable box sums); the tfjs composition (pad, pool, scale, divide and their gradients, with
+ * wasm's slow AvgPoolGrad and Slice) cost a cell network more than its convolutions' backward pass.
+ * Returns null where the fused host ops are off.
+ */
+export function boxMean3x3(x: tf.Tensor4D): tf.Tensor4D | null {
+  if (!fusedOps()) return null;
+  const [N, H, W, C] = x.shape;
+  const invCount = new Float32Array(H * W);
+  for (let i = 0; i < H; i++) {
+    const ri = (i > 0 ? 1 : 0) + 1 + (i < H - 1 ? 1 : 0);
+    for (let j = 0; j < W; j++) invCount[i * W + j] = 1 / (ri * ((j > 0 ? 1 : 0) + 1 + (j < W - 1 ? 1 : 0)));
+  }
+  // dst = (3x3 zero-padded box sum of src) * post (per pixel) where given: a horizontal pass per image
+  // row into tmp, then a vertical one
+  const row = W * C;
+  const box = (src: Float32Array, dst: Float32Array, post: Float32Array | null) => {
+    const tmp = scratch('boxMean3x3', H * row);
+    for (let n = 0; n < N; n++) {
+      const base = n * H * row;
+      for (let i = 0; i < H; i++) {
+        const r = base + i * row;
+        const t = i * row;
+        for (let j = 0; j < W; j++) {
+          const o = j * C;
+          for (let c = 0; c < C; c++) {
+            let v = src[r + o + c];
+            if (j > 0) v += src[r + o - C + c];
+            if (j < W - 1) v += src[r + o + C + c];
+            tmp[t + o + c] = v;
+          }
+        }
+      }
+      for (let i = 0; i < H; i++) {
+        const t = i * row;
+        const d = base + i * row;
+        for (let j = 0; j < W; j++) {
+          const scale = post ? post[i * W + j] : 1;
+          const o = j * C;
+          for (let c = 0; c < C; c++) {
+            let v = tmp[t + o + c];
+            if (i > 0) v += tmp[t - row + o + c];
+            if (i < H - 1) v += tmp[t + row + o + c];
+            dst[d + o + c] = v * scale;
+          }
+        }
+      }
+    }
+  };
+  const forward = (): tf.Tensor[] => {
+    const y = hostTensor([N, H, W, C]);
+    box(hostView(x), hostView(y), invCount);
+    return [y];
+  };
+  // the box sum is symmetric: dx = box(dy / count)
+  const backward = (dys: tf.Tensor[]): Record<string, tf.Tensor> => {
+    const dx = hostTensor([N, H, W, C]);
+    const dy = hostView(dys[0]);
+    const scaled = scratch('boxMean3x3dy', N * H * row);
+    for (let p = 0, k = 0; p < N * H * W; p++) {
+      const s = invCount[p % (H * W)];
+      for (let c = 0; c < C; c++, k++) scaled[k] = dy[k] * s;
+    }
+    box(scaled, hostView(dx), null);
+    return { x: dx };
+  };
+  return hostOp({ x }, forward, backward)[0] as tf.Tensor4D;
+}

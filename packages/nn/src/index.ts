@@ -6,4 +6,4 @@ export * from './bundle.js';
 export { importTorchStateDict, readTorchFile, TorchStateDict, TorchTensor, TorchStorage, type TorchDtype, type TorchFile } from './torch.js';
 export { unpickle, PyGlobal, PyObject, pyAttributes, type UnpickleOptions, type GlobalHandler } from './pickle.js';
 export { ZipReader, type ZipEntry } from './zip.js';
-export { hostOp, multiLinear, residualReluLinear, fusedOps, fusedOpsAvailable, splitHeads, mergeHeads, attentionHeads, fusedAdamUpdate, type AdamUpdate } from './fused.js';
+export { hostOp, batchNormTrain, boxMean3x3, type BatchNormTrainResult, multiLinear, residualReluLinear, fusedOps, fusedOpsAvailable, splitHeads, mergeHeads, attentionHeads, fusedAdamUpdate, type AdamUpdate } from './fused.js';

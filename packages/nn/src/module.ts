@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError, ShapeError, type Rng } from '@metad2a/core';
 import { defaultRng, linearBound, uniformArray } from './init.js';
+import { batchNormTrain } from './fused.js';
 
 /** A named tensor value with its shape, as loaded from a checkpoint or a PyTorch state dict. */
 export interface NamedArray {
@@ -233,8 +234,27 @@ export class BatchNorm2d extends Module {
         const s = this.weight.mul(tf.rsqrt(this.runningVar.add(this.eps)));
         return x.mul(s).add(this.bias.sub(this.runningMean.mul(s))) as tf.Tensor4D;
       }
-      const { mean, variance } = tf.moments(x, [0, 1, 2]);
       const n = x.size / this.channels;
+      const fused = batchNormTrain(x, this.weight, this.bias, this.eps);
+      if (fused) {
+        // the running statistics on the host too: two small tensors instead of ~10 kernels
+        const m = this.momentum;
+        const unbias = n > 1 ? n / (n - 1) : 1;
+        const rm = this.runningMean.dataSync();
+        const rv = this.runningVar.dataSync();
+        const newMean = new Float32Array(this.channels);
+        const newVar = new Float32Array(this.channels);
+        for (let c = 0; c < this.channels; c++) {
+          newMean[c] = rm[c] * (1 - m) + fused.mean[c] * m;
+          newVar[c] = rv[c] * (1 - m) + fused.variance[c] * m * unbias;
+        }
+        tf.tidy(() => {
+          this.runningMean.assign(tf.tensor1d(newMean));
+          this.runningVar.assign(tf.tensor1d(newVar));
+        });
+        return fused.y as tf.Tensor4D;
+      }
+      const { mean, variance } = tf.moments(x, [0, 1, 2]);
       // PyTorch normalises with the biased variance and tracks the unbiased one; assign() is not taped.
       tf.tidy(() => {
         const m = this.momentum;

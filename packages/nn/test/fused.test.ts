@@ -1,7 +1,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@metad2a/core';
-import { Linear, attentionHeads, fusedOps, fusedOpsAvailable, initBackend, mergeHeads, multiLinear, residualReluLinear, splitHeads } from '../src/index.js';
+import { BatchNorm2d, Linear, attentionHeads, boxMean3x3, fusedOps, fusedOpsAvailable, initBackend, mergeHeads, multiLinear, residualReluLinear, splitHeads } from '../src/index.js';
 import { linearRef } from './helpers.js';
 // The fused ops need the OpenBLAS addon (CI builds it); without it, or with METAD2A_BLAS=off, the
 // models use the tfjs compositions and there is nothing to compare.
@@ -38,6 +38,86 @@ function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, rel: number) {
 describe.runIf(FUSED_AVAILABLE)('fused host ops', () => {
   it('run here (the OpenBLAS addon is built and registered)', () => {
     expect(fusedOps()).not.toBeNull();
+  });
+
+  it('BatchNorm2d training mode: output, input/weight/bias gradients and running statistics match tfjs', async () => {
+    const rng = new Rng(5);
+    const [N, H, W, C] = [6, 5, 4, 7];
+    const x = tf.tensor4d(rng.normalArray(N * H * W * C).map((v, i) => v * (1 + (i % C)) + (i % C) - 3), [N, H, W, C]);
+    const target = tf.tensor4d(rng.normalArray(N * H * W * C), [N, H, W, C]);
+    const results = [true, false].map((fused) => {
+      const bn = new BatchNorm2d(C);
+      bn.weight.assign(tf.tensor1d(rng.normalArray(C)));
+      bn.bias.assign(tf.tensor1d(rng.normalArray(C)));
+      // the same affine parameters for both modes
+      const state = bn.stateDict();
+      const r = { bn, state };
+      return r;
+    });
+    results[1].bn.loadStateDict(results[0].state);
+    const outs = results.map(({ bn }, i) => {
+      const fused = i === 0;
+      const y = (() => {
+        process.env.METAD2A_FUSED = fused ? 'on' : 'off';
+        return tf.tidy(() => bn.forward(x, true).dataSync().slice());
+      })();
+      const g = run(fused, function (this: tf.Variable) {
+        return tf.sum(tf.mul(bn.forward(this as unknown as tf.Tensor4D, true), target)) as tf.Scalar;
+      }, [bn.weight, bn.bias], x);
+      return { y, g, rm: bn.runningMean.dataSync().slice(), rv: bn.runningVar.dataSync().slice() };
+    });
+    expectClose(outs[0].y, outs[1].y, 1e-5);
+    outs[0].g.grads.forEach((gr, i) => expectClose(gr!, outs[1].g.grads[i]!, 1e-4));
+    expectClose(outs[0].rm, outs[1].rm, 1e-6);
+    expectClose(outs[0].rv, outs[1].rv, 1e-6);
+    // what the fused op is for: a handful of kernels instead of the composition's dozens
+    const kernels = async (mode: string) => {
+      process.env.METAD2A_FUSED = mode;
+      const p = await tf.profile(() => {
+        const { grads } = tf.variableGrads(() => tf.sum(results[0].bn.forward(x, true)) as tf.Scalar, [results[0].bn.weight]);
+        tf.dispose(Object.values(grads));
+      });
+      return p.kernels.length;
+    };
+    const [fusedKernels, composedKernels] = [await kernels('on'), await kernels('off')];
+    expect(fusedKernels).toBeLessThan(composedKernels / 2);
+    tf.dispose([x, target]);
+    results.forEach(({ bn }) => bn.dispose());
+  });
+
+  it('boxMean3x3 (AvgPool2d 3x3, count_include_pad=False): values and input gradient match Float64 references', () => {
+    const rng = new Rng(8);
+    const [N, H, W, C] = [2, 5, 4, 3];
+    const xa = rng.normalArray(N * H * W * C);
+    const dya = rng.normalArray(N * H * W * C);
+    const at = (n: number, i: number, j: number, c: number) => ((n * H + i) * W + j) * C + c;
+    const taps = (i: number, j: number) => [-1, 0, 1].flatMap((di) => [-1, 0, 1].map((dj) => [i + di, j + dj])).filter(([p, q]) => p >= 0 && p < H && q >= 0 && q < W);
+    const yRef = new Float64Array(xa.length);
+    const dxRef = new Float64Array(xa.length);
+    for (let n = 0; n < N; n++) {
+      for (let i = 0; i < H; i++) {
+        for (let j = 0; j < W; j++) {
+          const t = taps(i, j);
+          for (let c = 0; c < C; c++) {
+            yRef[at(n, i, j, c)] = t.reduce((s, [p, q]) => s + xa[at(n, p, q, c)], 0) / t.length;
+            // y(i,j) spreads dy(i,j) / count equally over its taps
+            for (const [p, q] of t) dxRef[at(n, p, q, c)] += dya[at(n, i, j, c)] / t.length;
+          }
+        }
+      }
+    }
+    process.env.METAD2A_FUSED = 'on';
+    const x = tf.tensor4d(xa, [N, H, W, C]);
+    const dy = tf.tensor4d(dya, [N, H, W, C]);
+    const y = boxMean3x3(x)!;
+    expectClose(y.dataSync(), yRef, 1e-6);
+    const dx = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(boxMean3x3(v as tf.Tensor4D)!, dy)))(x);
+    expectClose(dx.dataSync(), dxRef, 1e-6);
+    tf.dispose([x, dy, y, dx]);
+    process.env.METAD2A_FUSED = 'off';
+    const z = tf.zeros([1, 2, 2, 1]) as tf.Tensor4D;
+    expect(boxMean3x3(z)).toBeNull();
+    z.dispose();
   });
 
   it('multiLinear: values match a Float64 reference; gradients (weights, biases, input) match tfjs', () => {

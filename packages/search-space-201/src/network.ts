@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Rng } from '@metad2a/core';
-import { BatchNorm2d, Linear, Module, defaultRng, linearBound, uniformArray } from '@metad2a/nn';
+import { BatchNorm2d, Linear, Module, boxMean3x3, defaultRng, linearBound, uniformArray } from '@metad2a/nn';
 
 /** Re-exported: the network's BN is nn's (shared with the MBV3 subnet). */
 export { BatchNorm2d };
@@ -67,6 +67,8 @@ export class ReLUConvBN extends Module {
  * and dividing by the count of in-image taps has consistent gradients.
  */
 export function avgPool3x3(x: tf.Tensor4D): tf.Tensor4D {
+  const fused = boxMean3x3(x);
+  if (fused) return fused;
   return tf.tidy(() => {
     const [, h, w] = x.shape;
     const sums = tf.avgPool(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), 3, 1, 'valid').mul(9);

@@ -80,15 +80,19 @@ describe('OfaSubnet', () => {
     expect(Number.isFinite(loss)).toBe(true);
     expect(loss).toBeGreaterThan(0.5);
     expect(loss).toBeLessThan(10);
-    // every trainable parameter gets a finite gradient, and almost all a non-zero one
+    // every trainable parameter gets a finite gradient, and all a non-zero one but the biases of the
+    // point_linear BNs: a per-channel shift of the residual stream only reaches later 1x1 convs, each
+    // followed by a BN that removes it, so their gradient is zero in exact arithmetic (rounding noise
+    // in the tfjs composition, ~1e-6; exactly 0 from the fused BN op)
     expect(Object.keys(grads).length).toBe(vars.length);
-    let zero = 0;
+    const names = new Map(net.namedParameters().map(([n, v]) => [v, n]));
+    const dead: string[] = [];
     for (const v of vars) {
       const g = grads[v.name].dataSync();
       expect(g.every((u) => Number.isFinite(u))).toBe(true);
-      if (g.every((u) => u === 0)) zero++;
+      if (g.every((u) => Math.abs(u) < 1e-4)) dead.push(names.get(v)!);
     }
-    expect(zero).toBe(0);
+    expect(dead.filter((n) => !/point_linear\.bn\.bias$/.test(n))).toEqual([]);
     // training mode updated the BN running statistics
     const meanAfter = net.namedParameters().find(([n]) => n === 'blocks.2.conv.depth_conv.bn.running_mean')![1].dataSync();
     expect(Array.from(meanAfter)).not.toEqual(Array.from(meanBefore));

@@ -68,4 +68,12 @@ describe('trainer package-model', () => {
     expect(err.stderr.trim()).toMatch(/^error: .*ckpt_1\.json, field 'model': is a 'generator' checkpoint, a predictor checkpoint is needed$/);
     expect(fs.existsSync(path.join(dir, 'bad', 'model.json'))).toBe(false);
   });
+
+  it('names a missing default-dataset manifest in one line', async () => {
+    const [gen, pred] = [path.join(dir, 'gen', 'ckpt_1.json'), path.join(dir, 'pred', 'ckpt_1.json')];
+    const missing = path.join(dir, 'no-such-store.json');
+    const err = await run(process.execPath, [cli, 'package-model', '--generator', gen, '--predictor', pred, '--out', path.join(dir, 'bad2'), '--name', 'x', '--default-dataset', missing]).catch((e) => e);
+    expect(err.code).toBe(2);
+    expect(err.stderr.trim()).toMatch(/^error: .*no-such-store\.json: cannot read the default dataset's feature store manifest: ENOENT/);
+  });
 });

@@ -12,6 +12,7 @@ export interface ImageSet {
 }
 
 export function checkImageSet(set: ImageSet, what: string): void {
+  if (!(Number.isInteger(set.n) && set.n > 0)) throw new InputError({ field: `${what}.n` }, `holds ${set.n} images; training and testing need at least one`);
   const expected = set.n * set.height * set.width * set.channels;
   if (set.x.length !== expected) {
     throw new InputError({ field: `${what}.x` }, `holds ${set.x.length} values, expected n*h*w*c = ${expected}`);

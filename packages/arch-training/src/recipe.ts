@@ -62,8 +62,10 @@ export function validateRecipe(r: TrainRecipe): void {
     const v = r[k] as number;
     if (!Number.isInteger(v) || v <= 0) throw new ConfigError(`recipe.${k}`, `must be a positive integer, got ${v}`);
   }
-  if (!(r.lr > 0)) throw new ConfigError('recipe.lr', `must be > 0, got ${r.lr}`);
+  if (!(r.lr > 0 && Number.isFinite(r.lr))) throw new ConfigError('recipe.lr', `must be a finite number > 0, got ${r.lr}`);
   if (!(r.momentum >= 0 && r.momentum < 1)) throw new ConfigError('recipe.momentum', `must be in [0, 1), got ${r.momentum}`);
+  // torch.optim.SGD refuses this too: Nesterov needs a momentum
+  if (r.nesterov && r.momentum === 0) throw new ConfigError('recipe.nesterov', 'Nesterov momentum needs momentum > 0');
   if (!(r.weightDecay >= 0)) throw new ConfigError('recipe.weightDecay', `must be >= 0, got ${r.weightDecay}`);
   if (!(r.warmupEpochs >= 0 && r.warmupEpochs < r.epochs)) throw new ConfigError('recipe.warmupEpochs', `must be in [0, epochs)`);
   if (!(r.augmentPad >= 0)) throw new ConfigError('recipe.augmentPad', `must be >= 0`);

@@ -29,9 +29,10 @@ function readTwoClasses(file: string, a: number, b: number): ImageSet {
 }
 
 class LinearClassifier extends Module {
-  readonly fc = this.addModuleOnce();
-  private addModuleOnce(): Linear {
-    return this.addModule('fc', new Linear(32 * 32 * 3, 2));
+  readonly fc: Linear;
+  constructor(initSeed = 0) {
+    super();
+    this.fc = this.addModule('fc', new Linear(32 * 32 * 3, 2, { rng: new Rng(`init:${initSeed}`) }));
   }
   forward(x: tf.Tensor4D): tf.Tensor2D {
     return this.fc.forward(x.reshape([x.shape[0], -1])) as tf.Tensor2D;
@@ -133,9 +134,18 @@ describe('trainClassifier on real CIFAR-10 images', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(a.testAccuracy).toBeGreaterThan(70);
     expect(a.epochs[0].trainLoss).toBeGreaterThan(a.epochs[a.epochs.length - 1].trainLoss);
+    // the same seed again: the same batches, augmentation and losses; another seed: other batches
+    const b = run(1);
+    expect(b.epochs.map((e) => e.trainLoss)).toEqual(a.epochs.map((e) => e.trainLoss));
+    expect(b.testAccuracy).toBe(a.testAccuracy);
+    expect(run(2).epochs[0].trainLoss).not.toBe(a.epochs[0].trainLoss);
   });
   it('rejects a broken recipe and mislabelled data by name', () => {
     expect(() => validateRecipe({ ...NB201_FULL, epochs: 0 })).toThrow(/recipe.epochs/);
+    expect(() => validateRecipe({ ...NB201_FULL, lr: Infinity })).toThrow(/recipe.lr/);
+    expect(() => validateRecipe({ ...NB201_FULL, momentum: 0 })).toThrow(/recipe.nesterov/);
+    const empty: ImageSet = { x: new Float32Array(0), n: 0, height: 2, width: 2, channels: 3, labels: new Int32Array(0), numClasses: 2 };
+    expect(() => trainClassifier(new LinearClassifier(), empty, empty, NB201_FULL)).toThrow(/train.n/);
     const bad: ImageSet = { x: new Float32Array(12), n: 1, height: 2, width: 2, channels: 3, labels: Int32Array.from([5]), numClasses: 2 };
     const net = new LinearClassifier();
     expect(() => trainClassifier(net, bad, bad, NB201_FULL)).toThrow(/train.labels.*record 0|record 0.*train.labels/);

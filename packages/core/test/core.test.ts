@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Rng, pearson, spearman, kendall, ranks, summarize, genericInvalidReason, toGraphology, fromGraphology, writeFileAtomic, InputError, findRepoRoot } from '../src/index.js';
+import { Rng, pearson, spearman, kendall, ranks, summarize, genericInvalidReason, toGraphology, fromGraphology, writeFileAtomic, writeChunksAtomic, InputError, findRepoRoot } from '../src/index.js';
 
 describe('Rng', () => {
   it('is reproducible and seed-dependent', () => {
@@ -66,6 +66,22 @@ describe('atomic writes and errors', () => {
     writeFileAtomic(f, 'two');
     expect(fs.readFileSync(f, 'utf8')).toBe('two');
     expect(fs.readdirSync(dir)).toEqual(['a.txt']);
+  });
+  it('a write that fails midway keeps the old file and leaves no temporary file', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'core-'));
+    const f = path.join(dir, 'a.bin');
+    writeFileAtomic(f, 'old');
+    function* failing() {
+      yield Buffer.from('new part');
+      throw new Error('disk gone');
+    }
+    expect(() => writeChunksAtomic(f, failing())).toThrow(/disk gone/);
+    expect(fs.readFileSync(f, 'utf8')).toBe('old');
+    expect(fs.readdirSync(dir)).toEqual(['a.bin']);
+    // a target that cannot be replaced (a directory): the rename fails, the temporary file goes
+    fs.mkdirSync(path.join(dir, 'sub'));
+    expect(() => writeFileAtomic(path.join(dir, 'sub'), 'x')).toThrow();
+    expect(fs.readdirSync(dir).sort()).toEqual(['a.bin', 'sub']);
   });
   it('input errors name file, line and field', () => {
     const e = new InputError({ file: 'x.csv', line: 3, field: 'acc' }, 'not a number');

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { InputError } from '@metad2a/core';
+import { InputError, writeFileAtomic } from '@metad2a/core';
 import { loadCheckpoint } from '@metad2a/nn';
 import { Generator } from '@metad2a/dag-vae';
 import { Predictor } from '@metad2a/predictor';
@@ -72,11 +72,16 @@ export function packageSearchModel(opts: PackageModelOptions): SearchModelManife
     });
     if (opts.defaultDataset) {
       const src = opts.defaultDataset.endsWith('.json') ? opts.defaultDataset : `${opts.defaultDataset}.json`;
-      const m = JSON.parse(fs.readFileSync(src, 'utf8')) as { extractor: string; data: string };
+      let m: { extractor: string; data: string };
+      try {
+        m = JSON.parse(fs.readFileSync(src, 'utf8'));
+      } catch (e) {
+        throw new InputError({ file: src }, `cannot read the default dataset's feature store manifest: ${(e as Error).message}`, 'give a feature store .json (e.g. datasets/features/cifar10.json)');
+      }
       if (m.extractor !== g.config.extractor) throw new InputError({ file: src, field: 'extractor' }, `features by '${m.extractor}', the model expects '${g.config.extractor}'`);
       const dataName = 'default-dataset.bin';
-      fs.copyFileSync(path.join(path.dirname(src), m.data), path.join(opts.out, dataName));
-      fs.writeFileSync(path.join(opts.out, 'default-dataset.json'), `${JSON.stringify({ ...m, data: dataName }, null, 1)}\n`);
+      writeFileAtomic(path.join(opts.out, dataName), fs.readFileSync(path.join(path.dirname(src), m.data)));
+      writeFileAtomic(path.join(opts.out, 'default-dataset.json'), `${JSON.stringify({ ...m, data: dataName }, null, 1)}\n`);
     }
     return manifest;
   } finally {

@@ -73,7 +73,7 @@ export async function enqueueJobs<T>(cfg: QueueConfig, jobs: JobSpec<T>[], optio
 
 export interface WorkerHandle {
   close(): Promise<void>;
-  /** Resolves when the worker has processed (completed or failed) this many jobs. */
+  /** How many job attempts this worker has finished (completed, or failed including those that will be retried). */
   readonly processed: () => number;
 }
 
@@ -116,7 +116,7 @@ export interface QueueStatus {
   delayed: number;
   completed: number;
   failed: number;
-  /** The last error of each failed job (id: reason). */
+  /** The last error of failed jobs (id: reason), at most the first 51 (the view is a summary). */
   failures: Array<{ id: string; reason: string; attempts: number }>;
 }
 
@@ -191,7 +191,7 @@ export async function drainQueue<R>(
   }
 }
 
-/** Remove every key of the queue (tests and `--reset`). */
+/** Remove every key of the queue (used by the tests to start from an empty queue). */
 export async function obliterateQueue(cfg: QueueConfig): Promise<void> {
   const q = openQueue(cfg);
   try {

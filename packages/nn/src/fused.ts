@@ -349,6 +349,66 @@ export interface BatchNormTrainResult {
   variance: Float32Array;
 }
 
+// Per-channel loops over channels-last data: with few channels a loop per channel (strided) runs
+// ~1.7x faster in V8 than a row loop with a short inner channel loop; with many, rows win.
+const NARROW_CHANNELS = 16;
+
+/**
+ * Per-channel sums in float64 of v (M rows of C): of v, of (v - center)^2 when `center` is given, or
+ * of v * (x - mean) when `times` is given.
+ */
+function channelSums(v: Float32Array, M: number, C: number, center: Float64Array | null, times: { x: Float32Array; mean: Float64Array } | null): Float64Array {
+  const out = new Float64Array(C);
+  const N = M * C;
+  if (C <= NARROW_CHANNELS) {
+    for (let c = 0; c < C; c++) {
+      let acc = 0;
+      if (times) {
+        const { x } = times;
+        const m = times.mean[c];
+        for (let i = c; i < N; i += C) acc += v[i] * (x[i] - m);
+      } else if (center) {
+        const m = center[c];
+        for (let i = c; i < N; i += C) {
+          const d = v[i] - m;
+          acc += d * d;
+        }
+      } else {
+        for (let i = c; i < N; i += C) acc += v[i];
+      }
+      out[c] = acc;
+    }
+    return out;
+  }
+  if (times) {
+    const { x, mean } = times;
+    for (let i = 0; i < N; i += C) for (let c = 0; c < C; c++) out[c] += v[i + c] * (x[i + c] - mean[c]);
+  } else if (center) {
+    for (let i = 0; i < N; i += C) {
+      for (let c = 0; c < C; c++) {
+        const d = v[i + c] - center[c];
+        out[c] += d * d;
+      }
+    }
+  } else {
+    for (let i = 0; i < N; i += C) for (let c = 0; c < C; c++) out[c] += v[i + c];
+  }
+  return out;
+}
+
+/** out = v * scale + shift per channel (M rows of C). */
+function channelAffine(v: Float32Array, out: Float32Array, M: number, C: number, scale: Float64Array, shift: Float64Array): void {
+  const N = M * C;
+  if (C <= NARROW_CHANNELS) {
+    for (let c = 0; c < C; c++) {
+      const [sc, sh] = [scale[c], shift[c]];
+      for (let i = c; i < N; i += C) out[i] = v[i] * sc + sh;
+    }
+    return;
+  }
+  for (let i = 0; i < N; i += C) for (let c = 0; c < C; c++) out[i + c] = v[i + c] * scale[c] + shift[c];
+}
+
 /**
  * Batch normalisation in training mode over every axis but the last (channels last, as NHWC):
  * y = (x - mean) / sqrt(var + eps) * weight + bias with the batch's mean and biased variance, forward
@@ -368,29 +428,21 @@ export function batchNormTrain(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor,
     save([x, weight]);
     const y = hostTensor([...x.shape]);
     const xv = hostView(x);
-    const s = new Float64Array(C);
-    for (let i = 0; i < M * C; i += C) for (let c = 0; c < C; c++) s[c] += xv[i + c];
-    for (let c = 0; c < C; c++) s[c] /= M;
-    const q = new Float64Array(C);
-    for (let i = 0; i < M * C; i += C) {
-      for (let c = 0; c < C; c++) {
-        const d = xv[i + c] - s[c];
-        q[c] += d * d;
-      }
-    }
-    const scale = new Float64Array(C);
-    const shift = new Float64Array(C);
+    const m64 = channelSums(xv, M, C, null, null);
+    for (let c = 0; c < C; c++) m64[c] /= M;
+    const q = channelSums(xv, M, C, m64, null);
     const w = hostView(weight);
     const b = hostView(bias);
+    const scale = new Float64Array(C);
+    const shift = new Float64Array(C);
     for (let c = 0; c < C; c++) {
-      mean[c] = s[c];
+      mean[c] = m64[c];
       variance[c] = q[c] / M;
       invStd[c] = 1 / Math.sqrt(q[c] / M + eps);
       scale[c] = w[c] * invStd[c];
-      shift[c] = b[c] - s[c] * scale[c];
+      shift[c] = b[c] - m64[c] * scale[c];
     }
-    const yv = hostView(y);
-    for (let i = 0; i < M * C; i += C) for (let c = 0; c < C; c++) yv[i + c] = xv[i + c] * scale[c] + shift[c];
+    channelAffine(xv, hostView(y), M, C, scale, shift);
     return [y];
   };
   const backward = (dys: tf.Tensor[], saved: tf.Tensor[]): Record<string, tf.Tensor> => {
@@ -400,26 +452,30 @@ export function batchNormTrain(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor,
     const db = hostTensor([C]);
     const dy = hostView(dys[0]);
     const xv = hostView(xs);
-    // dbias = sum dy; dweight = sum dy * xhat; dx = weight * invStd / M * (M dy - dbias - xhat dweight)
-    const sdy = new Float64Array(C);
-    const sdyx = new Float64Array(C);
-    for (let i = 0; i < M * C; i += C) {
-      for (let c = 0; c < C; c++) {
-        const g = dy[i + c];
-        sdy[c] += g;
-        sdyx[c] += g * (xv[i + c] - mean[c]) * invStd[c];
-      }
-    }
+    const m64 = Float64Array.from(mean);
+    // dbias = sum dy; dweight = sum dy * xhat; dx = weight * invStd * (dy - dbias / M - xhat * dweight / M)
+    const sdy = channelSums(dy, M, C, null, null);
+    const sdyx = channelSums(dy, M, C, null, { x: xv, mean: m64 });
     const w = hostView(ws);
-    const a = new Float64Array(C);
-    const bb = new Float64Array(C);
+    // dx = k dy + k2 x + k0 per channel
+    const k = new Float64Array(C);
+    const k2 = new Float64Array(C);
+    const k0 = new Float64Array(C);
     for (let c = 0; c < C; c++) {
-      a[c] = (sdyx[c] * invStd[c]) / M; // coefficient of (x - mean) inside the bracket, over M
-      bb[c] = sdy[c] / M;
+      sdyx[c] *= invStd[c];
+      k[c] = w[c] * invStd[c];
+      const a = (sdyx[c] * invStd[c]) / M;
+      k2[c] = -k[c] * a;
+      k0[c] = -k[c] * (sdy[c] / M) + k[c] * a * m64[c];
     }
     const dxv = hostView(dx);
-    for (let i = 0; i < M * C; i += C) {
-      for (let c = 0; c < C; c++) dxv[i + c] = w[c] * invStd[c] * (dy[i + c] - bb[c] - (xv[i + c] - mean[c]) * a[c]);
+    if (C <= NARROW_CHANNELS) {
+      for (let c = 0; c < C; c++) {
+        const [kc, k2c, k0c] = [k[c], k2[c], k0[c]];
+        for (let i = c; i < M * C; i += C) dxv[i] = kc * dy[i] + k2c * xv[i] + k0c;
+      }
+    } else {
+      for (let i = 0; i < M * C; i += C) for (let c = 0; c < C; c++) dxv[i + c] = k[c] * dy[i + c] + k2[c] * xv[i + c] + k0[c];
     }
     const dwv = hostView(dw);
     const dbv = hostView(db);

@@ -1,7 +1,8 @@
-// Where the time of an architecture training goes: one epoch of a real NB201 cell network training
-// (random 16 px images, so it needs no dataset) under tf.profile, kernels grouped by name. Host ops
-// (fused BatchNorm, 3x3 box mean) show as "unnamed scope". Compare METAD2A_FUSED=off for the tfjs compositions.
-//   npx nx run-many -t build && METAD2A_BLAS_THREADS=1 node tools/bench/train-profile.mjs [--arch <cell>] [--recipe <id>] [--images 1000] [--classes 5]
+// Where the time of an architecture training goes: one epoch of a real training (random images of the
+// recipe's size, so it needs no dataset) under tf.profile, kernels grouped by name. Host ops (fused
+// BatchNorm, 3x3 box mean) show as "unnamed scope". Compare METAD2A_FUSED=off for the tfjs compositions.
+//   npx nx run-many -t build && METAD2A_BLAS_THREADS=1 node tools/bench/train-profile.mjs [--space nb201|mbv3]
+//       [--arch <cell or OFA config>] [--recipe <id>] [--images 1000] [--classes 5]
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '@metad2a/nn';
 import { Rng } from '@metad2a/core';
@@ -14,8 +15,10 @@ const opt = (name, dflt) => {
   return i >= 0 ? args[i + 1] : dflt;
 };
 await initBackend({});
-const recipe = { ...resolveRecipe(opt('recipe', 'nb201-c8n2-16px-5ep-200pc')), epochs: 1 };
-const arch = opt('arch', '|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|');
+const spaceId = opt('space', 'nb201');
+const space = getTrainableSpace(spaceId);
+const recipe = { ...resolveRecipe(opt('recipe', spaceId === 'mbv3' ? 'mbv3-w100-32px-5ep-200pc' : 'nb201-c8n2-16px-5ep-200pc')), epochs: 1 };
+const arch = opt('arch', spaceId === 'mbv3' ? space.sample(new Rng('profile')) : '|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|');
 const [n, k, s] = [Number(opt('images', 1000)), Number(opt('classes', 5)), recipe.inputSize];
 const rng = new Rng(1);
 const images = (count) => ({
@@ -24,7 +27,7 @@ const images = (count) => ({
   labels: Int32Array.from({ length: count }, (_, i) => i % k),
 });
 const [train, test] = [images(n), images(Math.max(k, n >> 2))];
-const net = getTrainableSpace('nb201').build(arch, recipe, k, new Rng('init'));
+const net = space.build(arch, recipe, k, new Rng('init'));
 trainClassifier(net, train, test, recipe); // warm-up: kernel compilation, scratch buffers
 const t0 = performance.now();
 trainClassifier(net, train, test, recipe);

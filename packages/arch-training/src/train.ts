@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '@metad2a/core';
+import { MetaD2AError, Rng } from '@metad2a/core';
 import { augmentBatch, checkImageSet, gatherImages, type ImageSet } from './images.js';
 import { cosineLr, SgdMomentum } from './sgd.js';
 import { validateRecipe, type TrainRecipe } from './recipe.js';
@@ -93,7 +93,10 @@ export function trainClassifier(
         trainAccuracy: (100 * correct) / train.n,
         seconds: (Date.now() - te) / 1000,
       };
-      if (!Number.isFinite(report.trainLoss)) throw new Error(`training diverged at epoch ${epoch + 1} (loss ${report.trainLoss})`);
+      if (!Number.isFinite(report.trainLoss)) {
+        // an outcome of the recipe on this data, not a bug: one line from the CLIs
+        throw new MetaD2AError('E_DIVERGED', `training with recipe '${recipe.id}' diverged at epoch ${epoch + 1} (loss ${report.trainLoss}); a lower learning rate (--lr) may help`);
+      }
       epochs.push(report);
       options.onEpoch?.(report);
     }

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Rng } from '@metad2a/core';
+import { MetaD2AError, Rng } from '@metad2a/core';
 import { fusedOps, fusedOpsAvailable, initBackend, Linear, Module } from '@metad2a/nn';
 import { augmentBatch, cosineLr, normalizeImages, SgdMomentum, trainClassifier, validateRecipe, NB201_FULL, type ImageSet, type TrainRecipe } from '../src/index.js';
 
@@ -139,6 +139,23 @@ describe('trainClassifier on real CIFAR-10 images', () => {
     expect(b.epochs.map((e) => e.trainLoss)).toEqual(a.epochs.map((e) => e.trainLoss));
     expect(b.testAccuracy).toBe(a.testAccuracy);
     expect(run(2).epochs[0].trainLoss).not.toBe(a.epochs[0].trainLoss);
+  });
+  it('reports a diverging training as one named error (a recipe outcome, not a crash)', () => {
+    const train = readTwoClasses(path.join(subset, 'train_100per_class.bin'), 0, 6);
+    const recipe: TrainRecipe = { ...NB201_FULL, id: 'test-too-hot', epochs: 3, batchSize: 32, lr: 1e30, augmentPad: 0, augmentFlip: false };
+    const net = new LinearClassifier();
+    const err = (() => {
+      try {
+        trainClassifier(net, train, train, recipe);
+      } catch (e) {
+        return e as MetaD2AError;
+      }
+      return null;
+    })();
+    net.dispose();
+    expect(err).toBeInstanceOf(MetaD2AError);
+    expect(err!.code).toBe('E_DIVERGED');
+    expect(err!.message).toMatch(/recipe 'test-too-hot' diverged at epoch \d/);
   });
   it('rejects a broken recipe and mislabelled data by name', () => {
     expect(() => validateRecipe({ ...NB201_FULL, epochs: 0 })).toThrow(/recipe.epochs/);

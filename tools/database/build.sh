@@ -13,7 +13,8 @@
 # Needs the built trainer (npx nx run trainer:build). Each record trains one architecture with the recipe.
 # SOURCES="mnist" (a subset of the part's sources) builds only those sources' tasks, so two processes can
 # share a part's file on two cores (e.g. SOURCES=mnist and SOURCES=fashion-mnist for strict): their tasks are
-# disjoint and records are single appends.
+# disjoint and records are single appends. CLASSES="2 3" does the same by class count (e.g. the mbv3 part,
+# which has a single source).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 part=${1:?strict, cifar or mbv3}
@@ -35,6 +36,12 @@ if [ -n "${SOURCES:-}" ]; then
     case " $sources " in *" $src "*) ;; *) echo "SOURCES: '$src' is not a source of part '$part' ($sources)" >&2; exit 2 ;; esac
   done
   sources=$SOURCES
+fi
+if [ -n "${CLASSES:-}" ]; then
+  for c in $CLASSES; do
+    case " $classes " in *" $c "*) ;; *) echo "CLASSES: '$c' is not a class count of part '$part' ($classes)" >&2; exit 2 ;; esac
+  done
+  classes=$CLASSES
 fi
 for r in $(seq 1 "$rounds"); do
   for src in $sources; do

@@ -45,3 +45,8 @@ last() { ls "$1"/ckpt_[0-9]*.json | sed 's/.*ckpt_\([0-9]*\).json/\1 &/' | sort 
 $trainer package-model --generator "$(last "$runs/generator")" --predictor "$runs/predictor/ckpt_max_corr.json" \
   --out "$model_dir" --name "metad2a-$space-$variant" --default-dataset datasets/features/cifar10.json \
   --description "$space generator + predictor meta-trained on our own database ($variant variant, recipe $recipe); see datasets/README.md"
+# the runs' configs, logs and curves travel with the model (the checkpoints stay in $runs)
+mkdir -p "$model_dir/training"
+for m in generator predictor; do
+  for f in config.json log.jsonl curves.svg; do cp "$runs/$m/$f" "$model_dir/training/$m-$f"; done
+done

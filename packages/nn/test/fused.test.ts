@@ -120,6 +120,29 @@ describe.runIf(FUSED_AVAILABLE)('fused host ops', () => {
     z.dispose();
   });
 
+  it('BatchNorm2d training mode on an ill-conditioned batch (3 samples, mean 10 + c, sd 0.01) stays within 1e-6 of float64', () => {
+    const rng = new Rng(2);
+    const [M, C] = [3, 40];
+    const xa = Float32Array.from({ length: M * C }, (_, i) => 10 + 0.01 * rng.normal() + (i % C));
+    const truth = new Float64Array(M * C);
+    for (let c = 0; c < C; c++) {
+      let m = 0;
+      for (let i = 0; i < M; i++) m += xa[i * C + c];
+      m /= M;
+      let v = 0;
+      for (let i = 0; i < M; i++) v += (xa[i * C + c] - m) ** 2;
+      v /= M;
+      for (let i = 0; i < M; i++) truth[i * C + c] = (xa[i * C + c] - m) / Math.sqrt(v + 1e-5);
+    }
+    process.env.METAD2A_FUSED = 'on';
+    const bn = new BatchNorm2d(C);
+    const x = tf.tensor4d(xa, [M, 1, 1, C]);
+    const y = bn.forward(x, true);
+    expectClose(y.dataSync(), truth, 1e-6);
+    tf.dispose([x, y]);
+    bn.dispose();
+  });
+
   it('multiLinear: values match a Float64 reference; gradients (weights, biases, input) match tfjs', () => {
     const rng = new Rng(1);
     const R = 37;

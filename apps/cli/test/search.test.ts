@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nb201Cost, parseNb201 } from '@metad2a/search-space-201';
+import { nb201Cost, nb201Space, parseNb201 } from '@metad2a/search-space-201';
 import { buildFixture, cli, EXTRACTOR, IMAGE_EXTRACTOR, metad2a, MOBILENET_DIR, root, shared, type Fixture } from './fixture.js';
 import type { SearchJson } from '../src/commands/search.js';
 
@@ -106,6 +106,29 @@ describe('metad2a search', () => {
     const r2 = readResult('s2.json');
     expect(r1.dataset.classes).toEqual(['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']);
     expect(r1.candidates.map((x) => x.arch)).not.toEqual(r2.candidates.map((x) => x.arch));
+  });
+
+  it('--dedupe isomorphic keeps one string per network; the default keeps isomorphic strings apart', async () => {
+    const run = async (dedupe: string) => {
+      const r = await metad2a(['search', '-d', fx.csv, '-n', '300', '--seed', '4', '--dedupe', dedupe, '-o', `dedupe-${dedupe}.json`, '-q'], { cwd: fx.dir, env });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      return readResult(`dedupe-${dedupe}.json`);
+    };
+    const networks = (res: SearchJson) => new Set(res.candidates.map((c) => nb201Space.canonicalKey(parseNb201(c.arch))));
+    const byString = await run('string');
+    const byNetwork = await run('isomorphic');
+    expect(byString.options.dedupe).toBe('string');
+    expect(byNetwork.options.dedupe).toBe('isomorphic');
+    // the string rule lets isomorphic cells through (otherwise this test could not tell the rules apart) ...
+    expect(networks(byString).size).toBeLessThan(300);
+    // ... the isomorphic rule does not, and it rejects more generated graphs as duplicates to collect as many
+    expect(byNetwork.candidates).toHaveLength(300);
+    expect(networks(byNetwork).size).toBe(300);
+    expect(byNetwork.counts.duplicate).toBeGreaterThan(byString.counts.duplicate);
+    const bad = await metad2a(['search', '-d', fx.csv, '--dedupe', 'graph', '-q'], { cwd: fx.dir, env });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/dedupe/);
   });
 });
 

@@ -67,6 +67,8 @@ export interface ModelSearchOptions {
   device?: string;
   /** Override the manifest's scoreRepeats. */
   scoreRepeats?: number;
+  /** Count isomorphic architectures (same network, other string) as duplicates; the original dedupes by string. */
+  dedupeIsomorphic?: boolean;
   onProgress?: (p: { sampled: number; unique: number; target: number }) => void;
 }
 
@@ -82,6 +84,7 @@ export function searchWithModel(o: ModelSearchOptions): SearchResult<any> {
     topK: o.topK,
     seed: o.seed,
     scoreRepeats: o.scoreRepeats ?? o.model.manifest.scoreRepeats,
+    dedupeIsomorphic: o.dedupeIsomorphic,
     metrics: spaceMetrics(o.model.space, { numClasses: o.numClasses, device: o.device }),
     constraints: o.constraints,
     onProgress: o.onProgress,

@@ -13,6 +13,7 @@ interface SearchArgs extends ModelArgs, BenchmarkArgs {
   maxLatency?: number;
   device?: string;
   scoreRepeats?: number;
+  dedupe: 'string' | 'isomorphic';
   out: string;
   quiet: boolean;
 }
@@ -33,7 +34,7 @@ export interface SearchJson {
   version: string;
   model: { dir: string; name: string; space: string; extractor: string };
   dataset: { spec: string; kind: string; store: string; encoded: boolean; classes: string[]; counts: number[] };
-  options: { numGen: number; topK: number; seed: number; scoreRepeats: number; constraints: Constraints; device?: string };
+  options: { numGen: number; topK: number; seed: number; scoreRepeats: number; dedupe: 'string' | 'isomorphic'; constraints: Constraints; device?: string };
   counts: { sampled: number; invalid: number; duplicate: number; unique: number; satisfyingConstraints: number };
   timings: { backendSeconds: number; loadModelSeconds: number; featuresSeconds: number; generateSeconds: number; rankSeconds: number; searchSeconds: number; totalSeconds: number };
   benchmark?: { file: string; dataset: string; spearman: number; kendall: number; bestInCandidates: number };
@@ -61,6 +62,12 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
       .option('max-latency', { type: 'number', describe: 'keep only candidates with at most this latency in ms on --device (mbv3)' })
       .option('device', { type: 'string', describe: 'latency table for --max-latency (mbv3): note10 or i7' })
       .option('score-repeats', { type: 'number', describe: "dataset samples averaged per prediction (default: the model's, 10 for NB201)" })
+      .option('dedupe', {
+        type: 'string',
+        choices: ['string', 'isomorphic'],
+        default: 'string',
+        describe: "which candidates count as duplicates: same string (the original's rule) or same network up to isomorphism",
+      })
       .option('out', { alias: 'o', type: 'string', default: 'metad2a-search.json', describe: 'JSON result file' })
       .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress output' })
       .example('$0 search', 'search on the default dataset with the shipped model')
@@ -88,6 +95,7 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
         constraints: hasConstraints ? constraints : undefined,
         device: a.device,
         scoreRepeats: a.scoreRepeats,
+        dedupeIsomorphic: a.dedupe === 'isomorphic',
         onProgress: (p) => bar?.update(p.unique),
       });
       const toJson = (c: RankedCandidate<unknown>): CandidateJson => ({
@@ -106,7 +114,7 @@ export const searchCommand: CommandModule<object, SearchArgs> = {
         version: VERSION,
         model: { dir: model.dir, name: model.manifest.name, space: model.manifest.space, extractor: model.manifest.extractor },
         dataset: { spec: loaded.datasetSpec, kind: features.kind, store: features.storePath, encoded: features.encoded, classes: features.store.classes, counts: features.store.counts },
-        options: { numGen: a.numGen, topK: a.topK, seed: a.seed, scoreRepeats: a.scoreRepeats ?? model.manifest.scoreRepeats, constraints, ...(a.device ? { device: a.device } : {}) },
+        options: { numGen: a.numGen, topK: a.topK, seed: a.seed, scoreRepeats: a.scoreRepeats ?? model.manifest.scoreRepeats, dedupe: a.dedupe, constraints, ...(a.device ? { device: a.device } : {}) },
         counts: res.counts,
         timings: {
           ...loaded.timings,

@@ -1,7 +1,7 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { MetaD2AError } from '@metad2a/core';
 
-/** Where the queue lives: a Redis URL (redis://host:port/db), a queue name, and a key prefix. */
+/** Where the queue lives: a Redis URL (redis://[user:password@]host:port/db, rediss:// for TLS), a queue name, and a key prefix. */
 export interface QueueConfig {
   url: string;
   name: string;
@@ -14,26 +14,52 @@ export interface JobSpec<T> {
   data: T;
 }
 
-function connectionOf(url: string): { host: string; port: number; db: number; password?: string; maxRetriesPerRequest: null } {
+/** ioredis connection options for a queue URL. */
+export interface RedisConnection {
+  host: string;
+  port: number;
+  db: number;
+  username?: string;
+  password?: string;
+  /** Present for rediss: URLs (TLS, server name checked against the host). */
+  tls?: { servername: string };
+  maxRetriesPerRequest: null;
+}
+
+/**
+ * Parse redis://[user[:password]@]host[:port][/db] or rediss://... (TLS). User and password are
+ * percent-decoded, as in URLs generally (a '@' in a password is written %40).
+ */
+export function redisConnectionOptions(url: string): RedisConnection {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new MetaD2AError('E_CONFIG', `invalid Redis URL '${url}' (expected redis://host:port)`);
+    throw new MetaD2AError('E_CONFIG', `invalid Redis URL '${url}' (expected redis://host:port or rediss://host:port for TLS)`);
   }
-  if (u.protocol !== 'redis:') throw new MetaD2AError('E_CONFIG', `invalid Redis URL '${url}': protocol must be redis:`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
+    throw new MetaD2AError('E_CONFIG', `invalid Redis URL '${url}': protocol must be redis: or rediss: (TLS), not ${u.protocol}`);
+  }
+  const dbText = u.pathname.replace(/^\//, '');
+  if (dbText !== '' && !/^\d+$/.test(dbText)) {
+    throw new MetaD2AError('E_CONFIG', `invalid Redis URL '${url}': the path must be a database number (/0, /1, ...), got '/${dbText}'`);
+  }
+  const host = u.hostname || '127.0.0.1';
+  const decode = (v: string) => (v ? decodeURIComponent(v) : undefined);
   return {
-    host: u.hostname || '127.0.0.1',
+    host,
     port: Number(u.port || 6379),
-    db: Number(u.pathname.replace('/', '') || 0),
-    password: u.password || undefined,
+    db: Number(dbText || 0),
+    ...(u.username ? { username: decode(u.username) } : {}),
+    ...(u.password ? { password: decode(u.password) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: { servername: host } } : {}),
     // BullMQ workers need blocking commands that must not be retried per request.
     maxRetriesPerRequest: null,
   };
 }
 
 function openQueue(cfg: QueueConfig): Queue {
-  return new Queue(cfg.name, { connection: connectionOf(cfg.url), prefix: cfg.prefix ?? 'metad2a' });
+  return new Queue(cfg.name, { connection: redisConnectionOptions(cfg.url), prefix: cfg.prefix ?? 'metad2a' });
 }
 
 /**
@@ -89,7 +115,7 @@ export function startWorker(
 ): WorkerHandle {
   let processed = 0;
   const worker = new Worker(cfg.name, processorFile, {
-    connection: connectionOf(cfg.url),
+    connection: redisConnectionOptions(cfg.url),
     prefix: cfg.prefix ?? 'metad2a',
     concurrency: options.concurrency ?? 1,
     useWorkerThreads: true,

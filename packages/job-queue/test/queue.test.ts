@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { collectResults, drainQueue, enqueueJobs, obliterateQueue, queueStatus, startRedisServer, type QueueConfig, type RedisServer } from '../src/index.js';
+import { Redis } from 'ioredis';
+import { collectResults, drainQueue, enqueueJobs, obliterateQueue, queueStatus, redisConnectionOptions, startRedisServer, type QueueConfig, type RedisServer } from '../src/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 let redis: RedisServer;
@@ -97,6 +98,40 @@ describe('distributed jobs on a real Redis', () => {
   }, 60_000);
 
   it('rejects a malformed Redis URL clearly', async () => {
-    await expect(queueStatus({ url: 'http://x', name: 'q' })).rejects.toThrow(/protocol must be redis/);
+    await expect(queueStatus({ url: 'http://x', name: 'q' })).rejects.toThrow(/protocol must be redis: or rediss:/);
+    expect(() => redisConnectionOptions('redis://h:6379/queue')).toThrow(/database number.*'\/queue'/);
+    expect(() => redisConnectionOptions('not a url')).toThrow(/invalid Redis URL 'not a url'/);
   });
+
+  it('reads user, percent-encoded password, database and TLS from the URL', () => {
+    expect(redisConnectionOptions('rediss://worker:p%40ss%3Aw@redis.example.org:6380/2')).toEqual({
+      host: 'redis.example.org',
+      port: 6380,
+      db: 2,
+      username: 'worker',
+      password: 'p@ss:w',
+      tls: { servername: 'redis.example.org' },
+      maxRetriesPerRequest: null,
+    });
+    expect(redisConnectionOptions('redis://:secret@10.0.0.5')).toEqual({ host: '10.0.0.5', port: 6379, db: 0, password: 'secret', maxRetriesPerRequest: null });
+  });
+
+  it('authenticates as an ACL user named in the URL', async () => {
+    const admin = new Redis(redis.url);
+    try {
+      await admin.call('ACL', 'SETUSER', 'worker', 'on', '>p@ss', '~*', '&*', '+@all');
+      // the default user gets another password, so only AUTH as 'worker' with its password gets in
+      await admin.call('ACL', 'SETUSER', 'default', 'resetpass', '>admin-only');
+      const port = new URL(redis.url).port;
+      const cfg: QueueConfig = { url: `redis://worker:p%40ss@127.0.0.1:${port}`, name: 'db-acl', prefix: 'test' };
+      await obliterateQueue(cfg);
+      expect(await enqueueJobs(cfg, [{ id: 'a', data: { x: 1, ms: 0 } }])).toEqual({ added: 1, existing: 0 });
+      expect((await queueStatus(cfg)).waiting).toBe(1);
+      // the default user sees the same job: the ACL user wrote to this server
+      expect(await admin.exists('test:db-acl:a')).toBe(1);
+    } finally {
+      await admin.call('ACL', 'SETUSER', 'default', 'nopass');
+      admin.disconnect();
+    }
+  }, 20_000);
 });

@@ -223,7 +223,19 @@ export async function saveTfjsModel(model: tf.LayersModel, dir: string, meta: Re
   return { modelJson, weights, bytes };
 }
 
-/** Load a folder (or model.json) in the TensorFlow.js layers format from disk, without tfjs-node's file:// handler. */
+/** Bytes per stored element: quantized weights (the converter's --quantize_*) hold 1 or 2, bool 1, the rest 4. */
+function weightBytes(w: tf.io.WeightsManifestEntry, file: string): number {
+  const stored = w.quantization?.dtype ?? w.dtype;
+  const bytes: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
+  const b = bytes[stored];
+  if (b === undefined) throw new InputError({ file, field: `weightsManifest ${w.name}` }, `unsupported stored dtype '${stored}'`, `expected one of ${Object.keys(bytes).join(', ')}`);
+  return b;
+}
+
+/**
+ * Load a folder (or model.json) in the TensorFlow.js layers format from disk, without tfjs-node's file:// handler.
+ * Weights may be float32 or quantized (uint8/uint16/float16, dequantized by tfjs on load).
+ */
 export async function loadTfjsModel(p: string): Promise<{ model: tf.LayersModel; meta: Record<string, unknown> }> {
   const file = p.endsWith('.json') ? p : path.join(p, 'model.json');
   if (!fs.existsSync(file)) throw new InputError({ file }, 'TensorFlow.js model.json not found');
@@ -245,7 +257,7 @@ export async function loadTfjsModel(p: string): Promise<{ model: tf.LayersModel;
     }
   }
   const all = Buffer.concat(bufs);
-  const need = specs.reduce((s, w) => s + 4 * w.shape.reduce((a, b) => a * b, 1), 0);
+  const need = specs.reduce((s, w) => s + weightBytes(w, file) * w.shape.reduce((a, b) => a * b, 1), 0);
   if (all.length !== need) throw new InputError({ file }, `weights hold ${all.length} bytes, the manifest needs ${need}`, 'truncated or mismatched weights.bin');
   const model = await tf.loadLayersModel(
     tf.io.fromMemory({

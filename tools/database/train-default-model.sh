@@ -7,6 +7,8 @@
 # mbv3: OFA MobileNetV3 subnets on CIFAR-10 (<= 5-class) tasks.
 # The database: datasets/meta-train/{strict,cifar10,mbv3}-<recipe>.csv of RECIPE=<id> (default: the space's default recipe).
 # Needs built apps (npx nx run-many -t build). Runs the two trainings side by side (one BLAS thread each).
+# Extra options after the epochs go to both trainings; GEN_ARGS="..." / PRED_ARGS="..." to one of them only
+# (e.g. GEN_ARGS="--set selection.rule=top-k --set selection.k=3" for the mbv3 generator, see datasets/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 variant=${1:?full, strict or mbv3}
@@ -19,10 +21,11 @@ db="$runs/database.csv"
 space=nb201
 features=(--features mnist=datasets/features/mnist.json --features fashion-mnist=datasets/features/fashion-mnist.json --features cifar10=datasets/features/cifar10.json)
 model_dir=datasets/models/$variant
+name=metad2a-$space-$variant
 case "$variant" in
   full) recipe=${RECIPE:-nb201-c8n2-16px-5ep-200pc}; parts="datasets/meta-train/strict-$recipe.csv datasets/meta-train/cifar10-$recipe.csv"; model_dir=datasets/models/default ;;
   strict) recipe=${RECIPE:-nb201-c8n2-16px-5ep-200pc}; parts="datasets/meta-train/strict-$recipe.csv" ;;
-  mbv3) recipe=${RECIPE:-mbv3-w100-32px-5ep-200pc}; parts="datasets/meta-train/mbv3-$recipe.csv"; space=mbv3; features=(--features cifar10=datasets/features/cifar10.json) ;;
+  mbv3) recipe=${RECIPE:-mbv3-w100-32px-5ep-200pc}; parts="datasets/meta-train/mbv3-$recipe.csv"; space=mbv3; name=metad2a-mbv3-cifar10; features=(--features cifar10=datasets/features/cifar10.json) ;;
   *) echo "unknown variant '$variant' (full, strict or mbv3)" >&2; exit 2 ;;
 esac
 # one database: the first file's header, then every file's records
@@ -33,17 +36,17 @@ done > "$db.tmp" && mv "$db.tmp" "$db"
 trainer="node apps/trainer/dist/index.js"
 export METAD2A_BLAS_THREADS=1
 $trainer meta-train --model generator --search-space "$space" --database "$db" "${features[@]}" --extractor 'mobilenet_v1_1.0@96' \
-  --epochs "$gen_epochs" --valid 0.1 --out "$runs/generator" "$@" > "$runs/generator.log" 2>&1 &
+  --epochs "$gen_epochs" --valid 0.1 --out "$runs/generator" "$@" ${GEN_ARGS:-} > "$runs/generator.log" 2>&1 &
 gen=$!
 $trainer meta-train --model predictor --search-space "$space" --database "$db" "${features[@]}" --extractor 'mobilenet_v1_1.0@96' \
-  --epochs "$pred_epochs" --valid 0.1 --out "$runs/predictor" "$@" > "$runs/predictor.log" 2>&1 &
+  --epochs "$pred_epochs" --valid 0.1 --out "$runs/predictor" "$@" ${PRED_ARGS:-} > "$runs/predictor.log" 2>&1 &
 pred=$!
 # one wait each: `wait A B` returns B's status only, and a failed run must stop the packaging
 wait $gen || { echo "generator meta-training failed: $runs/generator.log" >&2; exit 1; }
 wait $pred || { echo "predictor meta-training failed: $runs/predictor.log" >&2; exit 1; }
 last() { ls "$1"/ckpt_[0-9]*.json | sed 's/.*ckpt_\([0-9]*\).json/\1 &/' | sort -n | tail -1 | cut -d' ' -f2; }
 $trainer package-model --generator "$(last "$runs/generator")" --predictor "$runs/predictor/ckpt_max_corr.json" \
-  --out "$model_dir" --name "metad2a-$space-$variant" --default-dataset datasets/features/cifar10.json \
+  --out "$model_dir" --name "$name" --default-dataset datasets/features/cifar10.json \
   --description "$space generator + predictor meta-trained on our own database ($variant variant, recipe $recipe); see datasets/README.md"
 # the runs' configs, logs and curves travel with the model (the checkpoints stay in $runs)
 mkdir -p "$model_dir/training"

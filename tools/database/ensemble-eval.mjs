@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// How much averaging predictors helps: the CIFAR-10 protocol of `metad2a evaluate` (10 runs, 500 candidates, lookups
+// 1 and 30) and the Spearman over all 15,625 NB201 cells, with the mean score of the given models' predictors (each
+// score is the predictor's normalised accuracy). Generator and dataset come from --generator DIR (default: the first
+// model); one model alone reproduces `metad2a evaluate -c DIR --benchmark --runs 10` exactly.
+//   node tools/database/ensemble-eval.mjs [--generator datasets/models/default] MODEL_DIR [MODEL_DIR...]
+import path from 'node:path';
+import { initBackend } from '@metad2a/nn';
+import { FeatureStore } from '@metad2a/data-pipeline';
+import { loadNb201Table, nb201Space } from '@metad2a/search-space-201';
+import { correlationOverSpace, evaluateProtocol, GeneratorCandidates, loadSearchModel, PredictorScorer, spaceMetrics } from '@metad2a/search';
+
+const args = process.argv.slice(2);
+const g = args.indexOf('--generator');
+const genDir = g >= 0 ? path.resolve(args.splice(g, 2)[1]) : null;
+const dirs = args.map((d) => path.resolve(d));
+if (dirs.length === 0) throw new Error('usage: ensemble-eval.mjs [--generator DIR] MODEL_DIR [MODEL_DIR...]');
+await initBackend({ quiet: true });
+const models = dirs.map((d) => loadSearchModel(d));
+const source = genDir ? loadSearchModel(genDir) : models[0];
+for (const m of [source, ...models]) if (m.manifest.space !== 'nb201') throw new Error(`${m.dir}: an nb201 model is needed, got ${m.manifest.space}`);
+const { extractor, numSample, scoreRepeats } = source.manifest;
+const store = FeatureStore.open(path.join(source.dir, 'default-dataset.json'), { extractor });
+const table = await loadNb201Table();
+const truth = (a) => table.accuracy(nb201Space.format(a), { dataset: 'cifar10', split: 'test', epochs: 200 });
+const sample = (rng) => {
+  const s = store.sample({ rng, numSample });
+  return { x: s.data, numClasses: s.classes.length, numSample: s.numSample, dim: s.dims };
+};
+const scorers = models.map((m) => new PredictorScorer(m.predictor));
+const mean = (score) => {
+  let out;
+  for (const s of scorers) {
+    const v = score(s);
+    out ??= new Float32Array(v.length);
+    for (let i = 0; i < v.length; i++) out[i] += v[i] / scorers.length;
+  }
+  return out;
+};
+const ensemble = { score: (ds, dags) => mean((s) => s.score(ds, dags)), scoreMean: (dss, dags) => mean((s) => s.scoreMean(dss, dags)) };
+const rep = evaluateProtocol({
+  space: nb201Space, generator: new GeneratorCandidates(source.generator), scorer: ensemble, sampleDataset: sample,
+  numCandidates: 500, scoreRepeats, runs: 10, seed: 0, lookups: [1, 30], trueAccuracy: truth, metrics: spaceMetrics(nb201Space, { numClasses: 10 }),
+});
+const space = correlationOverSpace(nb201Space, ensemble, sample, truth, { seed: 0, repeats: scoreRepeats });
+const f = (s) => `${s.mean.toFixed(2)} ± ${s.ci95.toFixed(2)}`;
+console.log(`${genDir ? `generator ${path.relative(process.cwd(), genDir)}, predictors ` : ''}${dirs.map((d) => path.relative(process.cwd(), d)).join(' + ')}: top-1 ${f(rep.top1)}, best of top-30 ${f(rep.bestOfTop[30])}, ` +
+  `Spearman over candidates ${rep.spearman.mean.toFixed(3)}, over all ${space.n} cells ${space.spearman.toFixed(3)}`);

@@ -5,7 +5,8 @@ import { Rng } from '@metad2a/core';
 import { initBackend } from '@metad2a/nn';
 import { FeatureStore, openDataset, encodeDataset, loadMobileNetExtractor } from '@metad2a/data-pipeline';
 import { nb201Space, type Nb201Arch } from '@metad2a/search-space-201';
-import { GeneratorCandidates, loadSearchModel, PredictorScorer, runSearch, type DatasetSample, type SearchModel } from '../src/index.js';
+import { mbv3Space, ofaCost, type OfaConfig } from '@metad2a/search-space-mbv3';
+import { GeneratorCandidates, loadSearchModel, PredictorScorer, runSearch, spaceMetrics, type DatasetSample, type SearchModel } from '../src/index.js';
 import fs from 'node:fs';
 import os from 'node:os';
 
@@ -50,5 +51,37 @@ describe('the shipped search model', () => {
     const sConv = mean(scorer.scoreMean(datasets, convSample.map((a) => nb201Space.toDag(a))));
     const sNone = mean(scorer.scoreMean(datasets, noConv.map((a) => nb201Space.toDag(a))));
     expect(sConv).toBeGreaterThan(sNone);
+  });
+});
+
+describe('the shipped MBV3 search model (datasets/models/mbv3)', () => {
+  it('searches a small real dataset under a FLOPs bound: valid, unique subnets within the bound, ranked', () => {
+    const mbv3 = loadSearchModel(path.join(root, 'datasets/models/mbv3'));
+    try {
+      expect(mbv3.manifest.space).toBe('mbv3');
+      expect(mbv3.manifest.extractor).toBe(model.manifest.extractor);
+      const res = runSearch({
+        space: mbv3Space,
+        generator: new GeneratorCandidates(mbv3.generator),
+        scorer: new PredictorScorer(mbv3.predictor),
+        sampleDataset: sampler,
+        numCandidates: 100,
+        topK: 5,
+        seed: 3,
+        scoreRepeats: mbv3.manifest.scoreRepeats,
+        metrics: spaceMetrics(mbv3Space, { numClasses: 10 }),
+        constraints: { maxMflops: 300 },
+      });
+      expect(res.counts.unique).toBe(100);
+      expect(new Set(res.all.map((c) => mbv3Space.canonicalKey(c.arch as OfaConfig))).size).toBeGreaterThan(90);
+      for (const c of res.all) expect(mbv3Space.invalidReason(mbv3Space.toDag(c.arch as OfaConfig))).toBeNull();
+      // the generator proposes mostly valid graphs (it learned the space's per-stage depth rule)
+      expect(res.counts.invalid).toBeLessThan(res.counts.sampled / 2);
+      expect(res.ranked).toHaveLength(5);
+      for (const c of res.ranked) expect(ofaCost(c.arch as OfaConfig).mflops).toBeLessThanOrEqual(300);
+      for (let i = 1; i < res.ranked.length; i++) expect(res.ranked[i - 1].score).toBeGreaterThanOrEqual(res.ranked[i].score);
+    } finally {
+      mbv3.dispose();
+    }
   });
 });

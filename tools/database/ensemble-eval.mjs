@@ -8,7 +8,7 @@ import path from 'node:path';
 import { initBackend } from '@metad2a/nn';
 import { FeatureStore } from '@metad2a/data-pipeline';
 import { loadNb201Table, nb201Space } from '@metad2a/search-space-201';
-import { correlationOverSpace, evaluateProtocol, GeneratorCandidates, loadSearchModel, PredictorScorer, spaceMetrics } from '@metad2a/search';
+import { correlationOverSpace, evaluateProtocol, GeneratorCandidates, loadSearchModel, modelScorer, spaceMetrics } from '@metad2a/search';
 
 const args = process.argv.slice(2);
 const g = args.indexOf('--generator');
@@ -27,7 +27,7 @@ const sample = (rng) => {
   const s = store.sample({ rng, numSample });
   return { x: s.data, numClasses: s.classes.length, numSample: s.numSample, dim: s.dims };
 };
-const scorers = models.map((m) => new PredictorScorer(m.predictor));
+const scorers = models.map((m) => modelScorer(m));
 const mean = (score) => {
   let out;
   for (const s of scorers) {

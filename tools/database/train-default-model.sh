@@ -8,7 +8,9 @@
 # The database: datasets/meta-train/{strict,cifar10,mbv3}-<recipe>.csv of RECIPE=<id> (default: the space's default recipe).
 # Needs built apps (npx nx run-many -t build). Runs the two trainings side by side (one BLAS thread each).
 # Extra options after the epochs go to both trainings; GEN_ARGS="..." / PRED_ARGS="..." to one of them only
-# (e.g. GEN_ARGS="--set selection.rule=top-k --set selection.k=3" for the mbv3 generator, see datasets/README.md).
+# (e.g. GEN_ARGS="--set selection.rule=all" for the mbv3 generator, see datasets/README.md).
+# PRED_SEEDS="333 1" trains one predictor per seed (default: 333 alone, the config default) and ships them as an
+# ensemble (candidates ranked by the predictors' mean accuracy); the first seed's run is runs/<variant>/predictor.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 variant=${1:?full, strict or mbv3}
@@ -38,18 +40,30 @@ export METAD2A_BLAS_THREADS=1
 $trainer meta-train --model generator --search-space "$space" --database "$db" "${features[@]}" --extractor 'mobilenet_v1_1.0@96' \
   --epochs "$gen_epochs" --valid 0.1 --out "$runs/generator" "$@" ${GEN_ARGS:-} > "$runs/generator.log" 2>&1 &
 gen=$!
-$trainer meta-train --model predictor --search-space "$space" --database "$db" "${features[@]}" --extractor 'mobilenet_v1_1.0@96' \
-  --epochs "$pred_epochs" --valid 0.1 --out "$runs/predictor" "$@" ${PRED_ARGS:-} > "$runs/predictor.log" 2>&1 &
-pred=$!
+read -r -a seeds <<< "${PRED_SEEDS:-333}"
+preds=()
+pids=()
+for i in "${!seeds[@]}"; do
+  run=predictor
+  [ "$i" -gt 0 ] && run=predictor-seed${seeds[$i]}
+  preds+=("$run")
+  $trainer meta-train --model predictor --search-space "$space" --database "$db" "${features[@]}" --extractor 'mobilenet_v1_1.0@96' \
+    --epochs "$pred_epochs" --valid 0.1 --seed "${seeds[$i]}" --out "$runs/$run" "$@" ${PRED_ARGS:-} > "$runs/$run.log" 2>&1 &
+  pids+=($!)
+done
 # one wait each: `wait A B` returns B's status only, and a failed run must stop the packaging
 wait $gen || { echo "generator meta-training failed: $runs/generator.log" >&2; exit 1; }
-wait $pred || { echo "predictor meta-training failed: $runs/predictor.log" >&2; exit 1; }
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || { echo "predictor meta-training failed: $runs/${preds[$i]}.log" >&2; exit 1; }
+done
 last() { ls "$1"/ckpt_[0-9]*.json | sed 's/.*ckpt_\([0-9]*\).json/\1 &/' | sort -n | tail -1 | cut -d' ' -f2; }
-$trainer package-model --generator "$(last "$runs/generator")" --predictor "$runs/predictor/ckpt_max_corr.json" \
+pred_args=()
+for run in "${preds[@]}"; do pred_args+=(--predictor "$runs/$run/ckpt_max_corr.json"); done
+$trainer package-model --generator "$(last "$runs/generator")" "${pred_args[@]}" \
   --out "$model_dir" --name "$name" --default-dataset datasets/features/cifar10.json \
-  --description "$space generator + predictor meta-trained on our own database ($variant variant, recipe $recipe); see datasets/README.md"
+  --description "$space generator + predictor (${#seeds[@]} seed(s): ${seeds[*]}) meta-trained on our own database ($variant variant, recipe $recipe); see datasets/README.md"
 # the runs' configs, logs and curves travel with the model (the checkpoints stay in $runs)
 mkdir -p "$model_dir/training"
-for m in generator predictor; do
+for m in generator "${preds[@]}"; do
   for f in config.json log.jsonl curves.svg; do cp "$runs/$m/$f" "$model_dir/training/$m-$f"; done
 done

@@ -8,7 +8,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FeatureStore, MetaDatabaseWriter, sampleTasks } from '@metad2a/data-pipeline';
 import { writePixelStore } from './pixel-store.js';
 import { initBackend, loadCheckpoint } from '@metad2a/nn';
-import { loadSearchModel } from '@metad2a/search';
+import { loadSearchModel, modelScorer, PredictorScorer } from '@metad2a/search';
+import { Rng, spearman } from '@metad2a/core';
+import { nb201Space } from '@metad2a/search-space-201';
 
 const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -38,6 +40,8 @@ beforeAll(async () => {
   const common = ['meta-train', '--database', database, '--features', `cifar10=${store}`, '--epochs', '1', '--batch-size', '8', '--valid', '6', '--checkpoint-every', '1'];
   await run(process.execPath, [cli, ...common, '--model', 'generator', '--out', path.join(dir, 'gen')], { env: { ...process.env, METAD2A_QUIET: '1' } });
   await run(process.execPath, [cli, ...common, '--model', 'predictor', '--hs', '64', '--out', path.join(dir, 'pred')], { env: { ...process.env, METAD2A_QUIET: '1' } });
+  // another seed of the same predictor setup, for an ensemble
+  await run(process.execPath, [cli, ...common, '--model', 'predictor', '--hs', '64', '--seed', '7', '--out', path.join(dir, 'pred7')], { env: { ...process.env, METAD2A_QUIET: '1' } });
 }, 180_000);
 
 describe('trainer package-model', () => {
@@ -59,6 +63,50 @@ describe('trainer package-model', () => {
     const store = FeatureStore.open(path.join(out, 'default-dataset.json'), { extractor: 'pixels-4x4' });
     expect(store.classes).toHaveLength(10);
     store.close();
+  });
+
+  it('assembles an ensemble from repeated --predictor: ranks by the mean of the predictors\' accuracies', async () => {
+    const out = path.join(dir, 'ensemble');
+    const gen = path.join(dir, 'gen', 'ckpt_1.json');
+    const [p1, p7] = [path.join(dir, 'pred', 'ckpt_1.json'), path.join(dir, 'pred7', 'ckpt_1.json')];
+    const { stdout } = await run(process.execPath, [cli, 'package-model', '--generator', gen, '--predictor', p1, '--predictor', p7, '--out', out, '--name', 'ens', '--default-dataset', path.join(dir, 'cifar10-pixels.json')]);
+    expect(stdout).toMatch(/2 predictors averaged/);
+    const model = loadSearchModel(out);
+    try {
+      expect(model.predictors).toHaveLength(2);
+      const meta7 = loadCheckpoint(p7);
+      expect(model.manifest.extraPredictors).toHaveLength(1);
+      expect(model.manifest.extraPredictors![0].targetMean).toBe((meta7.meta as { targetStats: { mean: number } }).targetStats.mean);
+      for (const [name, v] of model.predictors[1].predictor.namedParameters()) expect(Array.from(v.dataSync())).toEqual(Array.from(meta7.state.get(name)!.data));
+      const store = FeatureStore.open(path.join(out, 'default-dataset.json'), { extractor: 'pixels-4x4' });
+      const s = store.sample({ rng: new Rng(1), numSample: model.manifest.numSample });
+      store.close();
+      const ds = { x: s.data, numClasses: s.classes.length, numSample: s.numSample, dim: s.dims };
+      const dags = [...nb201Space.enumerate!()].slice(0, 200).map((a) => nb201Space.toDag(a));
+      const got = modelScorer(model).score(ds, dags);
+      // reference: each predictor alone, turned into accuracies with its own statistics, averaged, back on the first's scale
+      const acc = model.predictors.map((m) => Array.from(new PredictorScorer(m.predictor).score(ds, dags), (x) => x * 100 * m.targetStd + m.targetMean));
+      const [m0, s0] = [model.predictors[0].targetMean, model.predictors[0].targetStd];
+      const ref = dags.map((_, i) => ((acc[0][i] + acc[1][i]) / 2 - m0) / s0 / 100);
+      for (let i = 0; i < dags.length; i++) expect(got[i]).toBeCloseTo(ref[i], 6);
+      // and it is neither predictor alone
+      expect(spearman(Array.from(got), acc[0])).toBeLessThan(0.9999);
+      expect(spearman(Array.from(got), acc[1])).toBeLessThan(0.9999);
+    } finally {
+      model.dispose();
+    }
+    // a damaged extra entry is named
+    const manifest = JSON.parse(fs.readFileSync(path.join(out, 'model.json'), 'utf8'));
+    manifest.extraPredictors[0].targetStd = 0;
+    fs.writeFileSync(path.join(out, 'model.json'), JSON.stringify(manifest));
+    expect(() => loadSearchModel(out)).toThrow(/model\.json.*extraPredictors\[0\]\.targetStd/);
+    // packaging one predictor into the same folder leaves no second predictor behind
+    await run(process.execPath, [cli, 'package-model', '--generator', gen, '--predictor', p1, '--out', out, '--name', 'single']);
+    expect(fs.readdirSync(out).filter((f) => f.startsWith('predictor-2'))).toEqual([]);
+    const single = loadSearchModel(out);
+    expect(single.predictors).toHaveLength(1);
+    expect(single.manifest.extraPredictors).toBeUndefined();
+    single.dispose();
   });
 
   it('refuses a generator checkpoint given as the predictor, in one line', async () => {

@@ -35,11 +35,32 @@ export interface SearchModelManifest {
   featureDim: number;
   numSample: number;
   generator: { checkpoint: string; hs: number; nz: number };
-  predictor: { checkpoint: string; hs: number; nz: number; targetMean: number; targetStd: number };
+  predictor: PredictorEntry;
+  /**
+   * More predictors of the same space and features (e.g. other meta-training seeds): candidates are ranked by
+   * the mean of all predictors' accuracies, reported on `predictor`'s score scale. Absent: `predictor` alone.
+   */
+  extraPredictors?: PredictorEntry[];
   /** Predictions averaged over this many dataset samples at search time (NB201 original: 10). */
   scoreRepeats: number;
   description?: string;
   provenance?: Record<string, unknown>;
+}
+
+/** A predictor checkpoint of a model and the statistics that turn its scores back into accuracies. */
+export interface PredictorEntry {
+  checkpoint: string;
+  hs: number;
+  nz: number;
+  targetMean: number;
+  targetStd: number;
+}
+
+/** A loaded predictor with its target statistics (score = ((accuracy - targetMean) / targetStd) / 100). */
+export interface ScaledPredictor {
+  predictor: Predictor;
+  targetMean: number;
+  targetStd: number;
 }
 
 export interface SearchModel {
@@ -47,7 +68,10 @@ export interface SearchModel {
   manifest: SearchModelManifest;
   space: SearchSpace<any>;
   generator: Generator;
+  /** The main predictor (the manifest's `predictor`). */
   predictor: Predictor;
+  /** Every predictor, the main one first, with its statistics; more than one for an ensemble. */
+  predictors: ScaledPredictor[];
   dispose(): void;
 }
 
@@ -71,6 +95,14 @@ function readManifest(dir: string): SearchModelManifest {
   need(typeof m.generator?.checkpoint === 'string', 'generator.checkpoint', 'missing');
   need(typeof m.predictor?.checkpoint === 'string', 'predictor.checkpoint', 'missing');
   need(Number.isFinite(m.predictor?.targetMean) && m.predictor.targetStd > 0, 'predictor.targetStd', 'target statistics missing or invalid');
+  if (m.extraPredictors !== undefined) {
+    need(Array.isArray(m.extraPredictors), 'extraPredictors', 'must be a list of predictor entries');
+    m.extraPredictors.forEach((e, i) => {
+      need(typeof e?.checkpoint === 'string', `extraPredictors[${i}].checkpoint`, 'missing');
+      need(Number.isInteger(e.hs) && e.hs > 0 && Number.isInteger(e.nz) && e.nz > 0, `extraPredictors[${i}].hs`, 'hs and nz must be positive integers');
+      need(Number.isFinite(e.targetMean) && e.targetStd > 0, `extraPredictors[${i}].targetStd`, 'target statistics missing or invalid');
+    });
+  }
   need(Number.isInteger(m.scoreRepeats) && m.scoreRepeats > 0, 'scoreRepeats', `invalid ${m.scoreRepeats}`);
   spaceById(m.space, { file, field: 'space' });
   return m;
@@ -81,35 +113,56 @@ export function loadSearchModel(dir: string): SearchModel {
   const manifest = readManifest(dir);
   const space = spaceById(manifest.space);
   const generator = new Generator(space, { hs: manifest.generator.hs, nz: manifest.generator.nz, featureDim: manifest.featureDim, numSample: manifest.numSample });
-  const predictor = new Predictor(space, { hs: manifest.predictor.hs, nz: manifest.predictor.nz, featureDim: manifest.featureDim, numSample: manifest.numSample });
+  const entries = [manifest.predictor, ...(manifest.extraPredictors ?? [])];
+  const predictors: ScaledPredictor[] = entries.map((e) => ({
+    predictor: new Predictor(space, { hs: e.hs, nz: e.nz, featureDim: manifest.featureDim, numSample: manifest.numSample }),
+    targetMean: e.targetMean,
+    targetStd: e.targetStd,
+  }));
+  const dispose = () => {
+    generator.dispose();
+    for (const p of predictors) p.predictor.dispose();
+  };
   try {
     const g = path.join(dir, manifest.generator.checkpoint);
     generator.loadStateDict(loadCheckpoint(g).state, { strict: true, source: g });
-    const p = path.join(dir, manifest.predictor.checkpoint);
-    predictor.loadStateDict(loadCheckpoint(p).state, { strict: true, source: p });
+    entries.forEach((e, i) => {
+      const p = path.join(dir, e.checkpoint);
+      predictors[i].predictor.loadStateDict(loadCheckpoint(p).state, { strict: true, source: p });
+    });
   } catch (e) {
-    generator.dispose();
-    predictor.dispose();
+    dispose();
     throw e;
   }
-  return {
-    dir,
-    manifest,
-    space,
-    generator,
-    predictor,
-    dispose: () => {
-      generator.dispose();
-      predictor.dispose();
-    },
-  };
+  return { dir, manifest, space, generator, predictor: predictors[0].predictor, predictors, dispose };
 }
 
-/** Write a search model folder: the two checkpoints and model.json (atomically, manifest last). */
-export function saveSearchModel(dir: string, parts: { generator: Generator; predictor: Predictor; manifest: Omit<SearchModelManifest, 'format' | 'version' | 'generator' | 'predictor'> & { targetMean: number; targetStd: number } }): SearchModelManifest {
+/** What ranks candidates for a model: its predictor, or the mean of its predictors when it has several. */
+export function modelScorer(model: Pick<SearchModel, 'predictors'>): CandidateScorer {
+  return model.predictors.length === 1 ? new PredictorScorer(model.predictors[0].predictor) : new EnsembleScorer(model.predictors);
+}
+
+/**
+ * Write a search model folder: the checkpoints and model.json (atomically, manifest last). `extraPredictors`
+ * make an ensemble (predictor-2.json, predictor-3.json, ...).
+ */
+export function saveSearchModel(
+  dir: string,
+  parts: {
+    generator: Generator;
+    predictor: Predictor;
+    extraPredictors?: ScaledPredictor[];
+    manifest: Omit<SearchModelManifest, 'format' | 'version' | 'generator' | 'predictor' | 'extraPredictors'> & { targetMean: number; targetStd: number };
+  },
+): SearchModelManifest {
   fs.mkdirSync(dir, { recursive: true });
   saveCheckpoint(path.join(dir, 'generator.json'), parts.generator, { kind: 'generator' });
   saveCheckpoint(path.join(dir, 'predictor.json'), parts.predictor, { kind: 'predictor' });
+  const extra = (parts.extraPredictors ?? []).map((e, i): PredictorEntry => {
+    const checkpoint = `predictor-${i + 2}.json`;
+    saveCheckpoint(path.join(dir, checkpoint), e.predictor, { kind: 'predictor' });
+    return { checkpoint, hs: e.predictor.hs, nz: e.predictor.nz, targetMean: e.targetMean, targetStd: e.targetStd };
+  });
   const { targetMean, targetStd, ...rest } = parts.manifest;
   const manifest: SearchModelManifest = {
     format: SEARCH_MODEL_FORMAT,
@@ -117,8 +170,15 @@ export function saveSearchModel(dir: string, parts: { generator: Generator; pred
     ...rest,
     generator: { checkpoint: 'generator.json', hs: parts.generator.hs, nz: parts.generator.nz },
     predictor: { checkpoint: 'predictor.json', hs: parts.predictor.hs, nz: parts.predictor.nz, targetMean, targetStd },
+    ...(extra.length ? { extraPredictors: extra } : {}),
   };
   writeFileAtomic(path.join(dir, 'model.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  // then (model.json no longer names them) drop predictors an earlier, larger ensemble left in this folder
+  const stale = /^predictor-(\d+)(\.json|\.[0-9a-f]+\.bin)$/;
+  for (const f of fs.readdirSync(dir)) {
+    const m = stale.exec(f);
+    if (m && Number(m[1]) > extra.length + 1) fs.rmSync(path.join(dir, f));
+  }
   return manifest;
 }
 
@@ -172,5 +232,29 @@ export class PredictorScorer implements CandidateScorer {
     } finally {
       X.dispose();
     }
+  }
+}
+
+/**
+ * Several predictors as one ranker: each predictor's scores become accuracies with its own target statistics,
+ * are averaged, and return on the first predictor's score scale (so scoreToAccuracy of the manifest still holds).
+ */
+export class EnsembleScorer implements CandidateScorer {
+  private readonly scorers: PredictorScorer[];
+  constructor(private readonly members: ScaledPredictor[]) {
+    if (members.length === 0) throw new InputError({ field: 'predictors' }, 'an ensemble needs at least one predictor');
+    this.scorers = members.map((m) => new PredictorScorer(m.predictor));
+  }
+  score(dataset: DatasetSample, dags: ArchDag[]): Float32Array {
+    return this.scoreMean([dataset], dags);
+  }
+  scoreMean(datasets: DatasetSample[], dags: ArchDag[]): Float32Array {
+    const accuracy = new Float64Array(dags.length);
+    this.members.forEach((m, k) => {
+      const s = this.scorers[k].scoreMean(datasets, dags);
+      for (let i = 0; i < s.length; i++) accuracy[i] += (s[i] * 100 * m.targetStd + m.targetMean) / this.members.length;
+    });
+    const first = this.members[0];
+    return Float32Array.from(accuracy, (a) => (a - first.targetMean) / first.targetStd / 100);
   }
 }

@@ -25,6 +25,8 @@ function readRunCheckpoint(file: string, expect: 'generator' | 'predictor') {
 export interface PackageModelOptions {
   generatorCheckpoint: string;
   predictorCheckpoint: string;
+  /** More predictor checkpoints (other seeds of the same setup): the model ranks by all predictors' mean accuracy. */
+  extraPredictorCheckpoints?: string[];
   out: string;
   name: string;
   description?: string;
@@ -41,22 +43,28 @@ export interface PackageModelOptions {
  */
 export function packageSearchModel(opts: PackageModelOptions): SearchModelManifest {
   const g = readRunCheckpoint(opts.generatorCheckpoint, 'generator');
-  const p = readRunCheckpoint(opts.predictorCheckpoint, 'predictor');
-  for (const key of ['searchSpace', 'extractor', 'featureDim', 'numSample'] as const) {
-    if (g.config[key] !== p.config[key]) {
-      throw new InputError({ file: opts.predictorCheckpoint, field: `config.${key}` }, `is ${p.config[key]}, but the generator was trained with ${g.config[key]}`);
+  const files = [opts.predictorCheckpoint, ...(opts.extraPredictorCheckpoints ?? [])];
+  const runs = files.map((file) => {
+    const p = readRunCheckpoint(file, 'predictor');
+    for (const key of ['searchSpace', 'extractor', 'featureDim', 'numSample'] as const) {
+      if (g.config[key] !== p.config[key]) {
+        throw new InputError({ file, field: `config.${key}` }, `is ${p.config[key]}, but the generator was trained with ${g.config[key]}`);
+      }
     }
-  }
-  if (!p.meta.targetStats) throw new InputError({ file: opts.predictorCheckpoint, field: 'targetStats' }, 'missing target statistics');
+    if (!p.meta.targetStats) throw new InputError({ file, field: 'targetStats' }, 'missing target statistics');
+    return { ...p, file, targetStats: p.meta.targetStats };
+  });
+  const p = runs[0];
   const space = spaceById(g.config.searchSpace);
   const generator = new Generator(space, { hs: g.config.hs, nz: g.config.nz, featureDim: g.config.featureDim, numSample: g.config.numSample, numHeads: g.config.numHeads });
-  const predictor = new Predictor(space, { hs: p.config.hs, nz: p.config.nz, featureDim: p.config.featureDim, numSample: p.config.numSample, numHeads: p.config.numHeads });
+  const predictors = runs.map((r) => new Predictor(space, { hs: r.config.hs, nz: r.config.nz, featureDim: r.config.featureDim, numSample: r.config.numSample, numHeads: r.config.numHeads }));
   try {
     generator.loadStateDict(g.state, { strict: true, source: opts.generatorCheckpoint });
-    predictor.loadStateDict(p.state, { strict: true, source: opts.predictorCheckpoint });
+    runs.forEach((r, i) => predictors[i].loadStateDict(r.state, { strict: true, source: r.file }));
     const manifest = saveSearchModel(opts.out, {
       generator,
-      predictor,
+      predictor: predictors[0],
+      extraPredictors: runs.slice(1).map((r, i) => ({ predictor: predictors[i + 1], targetMean: r.targetStats.mean, targetStd: r.targetStats.std })),
       manifest: {
         name: opts.name,
         space: space.id,
@@ -65,9 +73,14 @@ export function packageSearchModel(opts: PackageModelOptions): SearchModelManife
         numSample: g.config.numSample,
         scoreRepeats: opts.scoreRepeats ?? (space.id === 'nb201' ? 10 : 1),
         description: opts.description,
-        provenance: { generator: { checkpoint: path.basename(opts.generatorCheckpoint), epoch: g.meta.epoch }, predictor: { checkpoint: path.basename(opts.predictorCheckpoint), epoch: p.meta.epoch }, ...opts.provenance },
-        targetMean: p.meta.targetStats.mean,
-        targetStd: p.meta.targetStats.std,
+        provenance: {
+          generator: { checkpoint: path.basename(opts.generatorCheckpoint), epoch: g.meta.epoch },
+          predictor: { checkpoint: path.basename(opts.predictorCheckpoint), epoch: p.meta.epoch },
+          ...(runs.length > 1 ? { extraPredictors: runs.slice(1).map((r) => ({ checkpoint: path.join(path.basename(path.dirname(r.file)), path.basename(r.file)), epoch: r.meta.epoch })) } : {}),
+          ...opts.provenance,
+        },
+        targetMean: p.targetStats.mean,
+        targetStd: p.targetStats.std,
       },
     });
     if (opts.defaultDataset) {
@@ -86,6 +99,6 @@ export function packageSearchModel(opts: PackageModelOptions): SearchModelManife
     return manifest;
   } finally {
     generator.dispose();
-    predictor.dispose();
+    for (const x of predictors) x.dispose();
   }
 }

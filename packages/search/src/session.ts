@@ -1,7 +1,7 @@
 import { ConfigError, type SearchSpace } from '@metad2a/core';
 import { nb201Cost, type Nb201Arch } from '@metad2a/search-space-201';
 import { I7LatencyTable, Note10LatencyTable, ofaCost, type OfaConfig } from '@metad2a/search-space-mbv3';
-import { GeneratorCandidates, PredictorScorer, type SearchModel, type SearchModelManifest } from './model.js';
+import { GeneratorCandidates, modelScorer, type SearchModel, type SearchModelManifest } from './model.js';
 import { runSearch, type SearchResult } from './pipeline.js';
 import type { ArchMetrics, Constraints, DatasetSampler } from './types.js';
 
@@ -78,7 +78,7 @@ export function searchWithModel(o: ModelSearchOptions): SearchResult<any> {
   return runSearch({
     space: o.model.space,
     generator: new GeneratorCandidates(o.model.generator),
-    scorer: new PredictorScorer(o.model.predictor),
+    scorer: modelScorer(o.model),
     sampleDataset: o.sampleDataset,
     numCandidates: o.numCandidates,
     topK: o.topK,

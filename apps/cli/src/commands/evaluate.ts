@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { ConfigError } from '@metad2a/core';
 import { formatTable, ProgressBar } from '@metad2a/cli-kit';
-import { evaluateProtocol, GeneratorCandidates, PredictorScorer, spaceMetrics, type Summary } from '@metad2a/search';
+import { evaluateProtocol, GeneratorCandidates, modelScorer, spaceMetrics, type Summary } from '@metad2a/search';
 import { benchmarkOptions, loadModelAndFeatures, modelOptions, openBenchmark, parseNumberList, writeJson, type BenchmarkArgs, type ModelArgs } from '../common.js';
 import { VERSION } from '../version.js';
 
@@ -43,7 +43,7 @@ export const evaluateCommand: CommandModule<object, EvaluateArgs> = {
       const rep = evaluateProtocol({
         space: model.space,
         generator: new GeneratorCandidates(model.generator),
-        scorer: new PredictorScorer(model.predictor),
+        scorer: modelScorer(model),
         sampleDataset: loaded.sampler,
         numCandidates: a.numGen,
         scoreRepeats: a.scoreRepeats ?? model.manifest.scoreRepeats,

@@ -33,8 +33,9 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
       } catch (e) {
         defaultDataset = `none (${(e as Error).message})`;
       }
-      const { generator, predictor, format: _f, version: _v, ...rest } = m.manifest;
-      checkpoint = { dir: m.dir, ...rest, generator: { hs: generator.hs, nz: generator.nz }, predictor: { hs: predictor.hs, nz: predictor.nz }, defaultDataset };
+      const { generator, predictor, extraPredictors, format: _f, version: _v, ...rest } = m.manifest;
+      const predictors = 1 + (extraPredictors?.length ?? 0);
+      checkpoint = { dir: m.dir, ...rest, generator: { hs: generator.hs, nz: generator.nz }, predictor: { hs: predictor.hs, nz: predictor.nz, ...(predictors > 1 ? { ensembleOf: predictors } : {}) }, defaultDataset };
       m.dispose();
     } catch (e) {
       if (!(e instanceof MetaD2AError)) throw e;

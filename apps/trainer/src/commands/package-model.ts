@@ -4,7 +4,7 @@ import { packageSearchModel } from '@metad2a/search';
 
 interface Args {
   generator: string;
-  predictor: string;
+  predictor: string[];
   out: string;
   name: string;
   description?: string;
@@ -19,7 +19,7 @@ export const packageModelCommand: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .option('generator', { type: 'string', demandOption: true, describe: 'generator checkpoint of a meta-train run, e.g. runs/gen/ckpt_400.json' })
-      .option('predictor', { type: 'string', demandOption: true, describe: 'predictor checkpoint, e.g. runs/pred/ckpt_max_corr.json' })
+      .option('predictor', { type: 'string', array: true, demandOption: true, describe: 'predictor checkpoint, e.g. runs/pred/ckpt_max_corr.json; repeat it for an ensemble (other seeds): candidates are ranked by the mean accuracy of all' })
       .option('out', { type: 'string', demandOption: true, describe: 'model folder to write (e.g. datasets/models/default)' })
       .option('name', { type: 'string', demandOption: true, describe: 'model name recorded in model.json' })
       .option('description', { type: 'string' })
@@ -29,13 +29,15 @@ export const packageModelCommand: CommandModule<object, Args> = {
     await initBackend({ quiet: true });
     const m = packageSearchModel({
       generatorCheckpoint: a.generator,
-      predictorCheckpoint: a.predictor,
+      predictorCheckpoint: a.predictor[0],
+      extraPredictorCheckpoints: a.predictor.slice(1),
       out: a.out,
       name: a.name,
       description: a.description,
       defaultDataset: a['default-dataset'],
       scoreRepeats: a['score-repeats'],
     });
-    process.stdout.write(`wrote ${a.out}: ${m.space} model '${m.name}', extractor ${m.extractor}, ${m.featureDim}-d features\n`);
+    process.stdout.write(`wrote ${a.out}: ${m.space} model '${m.name}', extractor ${m.extractor}, ${m.featureDim}-d features` +
+        `${m.extraPredictors ? `, ${1 + m.extraPredictors.length} predictors averaged` : ''}\n`);
   },
 };

@@ -6,7 +6,7 @@ import { initBackend } from '@metad2a/nn';
 import { FeatureStore, openDataset, encodeDataset, loadMobileNetExtractor } from '@metad2a/data-pipeline';
 import { nb201Space, type Nb201Arch } from '@metad2a/search-space-201';
 import { mbv3Space, ofaCost, type OfaConfig } from '@metad2a/search-space-mbv3';
-import { GeneratorCandidates, loadSearchModel, PredictorScorer, runSearch, spaceMetrics, type DatasetSample, type SearchModel } from '../src/index.js';
+import { GeneratorCandidates, loadSearchModel, modelScorer, runSearch, spaceMetrics, type DatasetSample, type SearchModel } from '../src/index.js';
 import fs from 'node:fs';
 import os from 'node:os';
 
@@ -31,8 +31,13 @@ const sampler = (rng: Rng): DatasetSample => {
 };
 
 describe('the shipped search model', () => {
+  it('ships an ensemble of two predictor seeds', () => {
+    expect(model.predictors).toHaveLength(2);
+    expect(model.manifest.extraPredictors).toHaveLength(1);
+  });
+
   it('searches a small real dataset: valid, unique cells, ranked', () => {
-    const res = runSearch({ space: nb201Space, generator: new GeneratorCandidates(model.generator), scorer: new PredictorScorer(model.predictor), sampleDataset: sampler, numCandidates: 100, topK: 5, seed: 3, scoreRepeats: model.manifest.scoreRepeats });
+    const res = runSearch({ space: nb201Space, generator: new GeneratorCandidates(model.generator), scorer: modelScorer(model), sampleDataset: sampler, numCandidates: 100, topK: 5, seed: 3, scoreRepeats: model.manifest.scoreRepeats });
     expect(res.counts.unique).toBe(100);
     expect(new Set(res.all.map((c) => nb201Space.canonicalKey(c.arch))).size).toBeGreaterThan(50);
     for (const c of res.all) expect(nb201Space.invalidReason(nb201Space.toDag(c.arch))).toBeNull();
@@ -45,11 +50,11 @@ describe('the shipped search model', () => {
     for (const a of nb201Space.enumerate!()) (a.some((op) => op.startsWith('nor_conv')) ? withConv : noConv).push(a);
     const rng = new Rng(9);
     const convSample = Array.from({ length: noConv.length }, () => rng.choice(withConv));
-    const scorer = new PredictorScorer(model.predictor);
+    const scorer = modelScorer(model);
     const datasets = Array.from({ length: 3 }, (_, i) => sampler(new Rng(100 + i)));
     const mean = (xs: Float32Array) => xs.reduce((s, x) => s + x, 0) / xs.length;
-    const sConv = mean(scorer.scoreMean(datasets, convSample.map((a) => nb201Space.toDag(a))));
-    const sNone = mean(scorer.scoreMean(datasets, noConv.map((a) => nb201Space.toDag(a))));
+    const sConv = mean(scorer.scoreMean!(datasets, convSample.map((a) => nb201Space.toDag(a))));
+    const sNone = mean(scorer.scoreMean!(datasets, noConv.map((a) => nb201Space.toDag(a))));
     expect(sConv).toBeGreaterThan(sNone);
   });
 });
@@ -63,7 +68,7 @@ describe('the shipped MBV3 search model (datasets/models/mbv3)', () => {
       const res = runSearch({
         space: mbv3Space,
         generator: new GeneratorCandidates(mbv3.generator),
-        scorer: new PredictorScorer(mbv3.predictor),
+        scorer: modelScorer(mbv3),
         sampleDataset: sampler,
         numCandidates: 100,
         topK: 5,

@@ -81,7 +81,7 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
       `backend: ${b.name}${b.blas ? (b.blas.active ? `, OpenBLAS kernels on (${b.blas.threads} threads)` : `, OpenBLAS kernels off: ${b.blas.reason}`) : ''}${b.skipped.length ? `; skipped ${b.skipped.map((s) => `${s.name} (${s.reason})`).join('; ')}` : ''}`,
       ck.error
         ? `checkpoint: ${ck.error}`
-        : `checkpoint: ${ck.dir}: '${ck.name}', space ${ck.space}, features ${ck.extractor} (${ck.featureDim}-d, ${ck.numSample} per class), predictions averaged over ${ck.scoreRepeats} samples; default dataset ${ck.defaultDataset}`,
+        : `checkpoint: ${ck.dir}: '${ck.name}', space ${ck.space}, features ${ck.extractor} (${ck.featureDim}-d, ${ck.numSample} per class), predictions averaged over ${ck.scoreRepeats} samples${(ck.predictor as { ensembleOf?: number } | undefined)?.ensembleOf ? ` and ${(ck.predictor as { ensembleOf: number }).ensembleOf} predictors` : ''}; default dataset ${ck.defaultDataset}`,
       `extractor: ${info.extractor.images ?? 'unknown until a model is loaded'}`,
       `search spaces: ${info.searchSpaces.join(', ')}`,
       `versions: ${Object.entries(info.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`,

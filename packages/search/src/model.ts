@@ -240,20 +240,25 @@ export class PredictorScorer implements CandidateScorer {
  * are averaged, and return on the first predictor's score scale (so scoreToAccuracy of the manifest still holds).
  */
 export class EnsembleScorer implements CandidateScorer {
-  private readonly scorers: PredictorScorer[];
   constructor(private readonly members: ScaledPredictor[]) {
     if (members.length === 0) throw new InputError({ field: 'predictors' }, 'an ensemble needs at least one predictor');
-    this.scorers = members.map((m) => new PredictorScorer(m.predictor));
   }
   score(dataset: DatasetSample, dags: ArchDag[]): Float32Array {
     return this.scoreMean([dataset], dags);
   }
   scoreMean(datasets: DatasetSample[], dags: ArchDag[]): Float32Array {
+    for (const m of this.members) for (const d of datasets) checkDataset(d, m.predictor.featureDim, m.predictor.numSample);
+    // one dataset tensor for all members
+    const X = datasetTensor(datasets);
     const accuracy = new Float64Array(dags.length);
-    this.members.forEach((m, k) => {
-      const s = this.scorers[k].scoreMean(datasets, dags);
-      for (let i = 0; i < s.length; i++) accuracy[i] += (s[i] * 100 * m.targetStd + m.targetMean) / this.members.length;
-    });
+    try {
+      for (const m of this.members) {
+        const s = m.predictor.scoreAll(X, dags);
+        for (let i = 0; i < s.length; i++) accuracy[i] += (s[i] * 100 * m.targetStd + m.targetMean) / this.members.length;
+      }
+    } finally {
+      X.dispose();
+    }
     const first = this.members[0];
     return Float32Array.from(accuracy, (a) => (a - first.targetMean) / first.targetStd / 100);
   }

@@ -31,18 +31,14 @@ case "$part" in
   mbv3) sources="cifar10"; classes="2 3 4 5"; out=datasets/meta-train/mbv3-$recipe.csv; per=2 ;;
   *) echo "unknown part '$part' (strict, cifar or mbv3)" >&2; exit 2 ;;
 esac
-if [ -n "${SOURCES:-}" ]; then
-  for src in $SOURCES; do
-    case " $sources " in *" $src "*) ;; *) echo "SOURCES: '$src' is not a source of part '$part' ($sources)" >&2; exit 2 ;; esac
+# only_of NAME WANTED ALLOWED WHAT: WANTED (a SOURCES= or CLASSES= list) must be a subset of the part's ALLOWED list
+only_of() {
+  for v in $2; do
+    case " $3 " in *" $v "*) ;; *) echo "$1: '$v' is not $4 of part '$part' ($3)" >&2; exit 2 ;; esac
   done
-  sources=$SOURCES
-fi
-if [ -n "${CLASSES:-}" ]; then
-  for c in $CLASSES; do
-    case " $classes " in *" $c "*) ;; *) echo "CLASSES: '$c' is not a class count of part '$part' ($classes)" >&2; exit 2 ;; esac
-  done
-  classes=$CLASSES
-fi
+}
+if [ -n "${SOURCES:-}" ]; then only_of SOURCES "$SOURCES" "$sources" "a source"; sources=$SOURCES; fi
+if [ -n "${CLASSES:-}" ]; then only_of CLASSES "$CLASSES" "$classes" "a class count"; classes=$CLASSES; fi
 for r in $(seq 1 "$rounds"); do
   for src in $sources; do
     for c in $classes; do

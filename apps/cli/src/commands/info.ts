@@ -25,6 +25,7 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
   handler: async (a) => {
     const b = await initBackend({ force: a.backend, quiet: true });
     let checkpoint: Record<string, unknown>;
+    let predictors = 1;
     try {
       const m = openSearchModel(a.checkpoint);
       let defaultDataset: string | null = null;
@@ -34,7 +35,7 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
         defaultDataset = `none (${(e as Error).message})`;
       }
       const { generator, predictor, extraPredictors, format: _f, version: _v, ...rest } = m.manifest;
-      const predictors = 1 + (extraPredictors?.length ?? 0);
+      predictors = 1 + (extraPredictors?.length ?? 0);
       checkpoint = { dir: m.dir, ...rest, generator: { hs: generator.hs, nz: generator.nz }, predictor: { hs: predictor.hs, nz: predictor.nz, ...(predictors > 1 ? { ensembleOf: predictors } : {}) }, defaultDataset };
       m.dispose();
     } catch (e) {
@@ -81,7 +82,7 @@ export const infoCommand: CommandModule<object, InfoArgs> = {
       `backend: ${b.name}${b.blas ? (b.blas.active ? `, OpenBLAS kernels on (${b.blas.threads} threads)` : `, OpenBLAS kernels off: ${b.blas.reason}`) : ''}${b.skipped.length ? `; skipped ${b.skipped.map((s) => `${s.name} (${s.reason})`).join('; ')}` : ''}`,
       ck.error
         ? `checkpoint: ${ck.error}`
-        : `checkpoint: ${ck.dir}: '${ck.name}', space ${ck.space}, features ${ck.extractor} (${ck.featureDim}-d, ${ck.numSample} per class), predictions averaged over ${ck.scoreRepeats} samples${(ck.predictor as { ensembleOf?: number } | undefined)?.ensembleOf ? ` and ${(ck.predictor as { ensembleOf: number }).ensembleOf} predictors` : ''}; default dataset ${ck.defaultDataset}`,
+        : `checkpoint: ${ck.dir}: '${ck.name}', space ${ck.space}, features ${ck.extractor} (${ck.featureDim}-d, ${ck.numSample} per class), predictions averaged over ${ck.scoreRepeats} samples${predictors > 1 ? ` and ${predictors} predictors` : ''}; default dataset ${ck.defaultDataset}`,
       `extractor: ${info.extractor.images ?? 'unknown until a model is loaded'}`,
       `search spaces: ${info.searchSpaces.join(', ')}`,
       `versions: ${Object.entries(info.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`,

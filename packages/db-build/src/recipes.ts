@@ -19,9 +19,10 @@ const base = {
 
 export const DB_RECIPES: readonly TrainRecipe[] = [
   // The default: the best-calibrated recipe so far. Two cells per stage (N=2): with one, the fixed
-  // stem and ResNet reduction blocks do most of the work and the cell barely matters. Spearman 0.554
-  // with the NB201 200-epoch CIFAR-10 table over 100 random cells with training seed 0, 0.450 with seed 1
-  // (target 0.6, not reached), 17.3 CPU s per 10-class training on wasm + OpenBLAS; no random crop, flips only.
+  // stem and ResNet reduction blocks do most of the work and the cell barely matters. Spearman with the
+  // NB201 200-epoch CIFAR-10 table over 100 random cells: 0.554 / 0.450 / 0.473 (seed 0, seed 1, seed 0 with
+  // session 5's code; target 0.6, not reached), 8.8 CPU s per 10-class training on one idle core (wasm +
+  // OpenBLAS); no random crop (crops made it worse, 0.386), flips only.
   { ...base, id: 'nb201-c8n2-16px-5ep-200pc', width: 8, depth: 2, inputSize: 16, epochs: 5, batchSize: 64, augmentPad: 0, maxTrainPerClass: 200 },
   // The first default (the 1,206 records of datasets/meta-train/*-nb201-c8n1-16px-5ep-200pc.csv): about 5.6 s of
   // one core per 5-class training (10.4 s at 10 classes); Spearman 0.377.

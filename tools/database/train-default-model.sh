@@ -11,6 +11,9 @@
 # (e.g. GEN_ARGS="--set selection.rule=all" for the mbv3 generator, see datasets/README.md).
 # PRED_SEEDS="333 1" trains one predictor per seed (default: 333 alone, the config default) and ships them as an
 # ensemble (candidates ranked by the predictors' mean accuracy); the first seed's run is runs/<variant>/predictor.
+# BAGS=K (K >= 2) adds, for each seed, one predictor per part of K disjoint task parts of the database (task i in
+# order of first appearance goes to part i mod K): bagging. Predictors meta-trained on different halves of the
+# database disagree far more than seeds do (see datasets/README.md), and averaging them is what pays.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 variant=${1:?full, strict or mbv3}
@@ -41,15 +44,25 @@ $trainer meta-train --model generator --search-space "$space" --database "$db" "
   --epochs "$gen_epochs" --valid 0.1 --out "$runs/generator" "$@" ${GEN_ARGS:-} > "$runs/generator.log" 2>&1 &
 gen=$!
 read -r -a seeds <<< "${PRED_SEEDS:-333}"
+bags=${BAGS:-0}
+[[ "$bags" =~ ^[0-9]+$ ]] && [ "$bags" != 1 ] || { echo "BAGS must be 0 (none) or a number of parts >= 2, got '$bags'" >&2; exit 2; }
 preds=()
 pids=()
+train_predictor() { # run name, database, seed
+  preds+=("$1")
+  $trainer meta-train --model predictor --search-space "$space" --database "$2" "${features[@]}" --extractor 'mobilenet_v1_1.0@96' \
+    --epochs "$pred_epochs" --valid 0.1 --seed "$3" --out "$runs/$1" "${extra[@]}" ${PRED_ARGS:-} > "$runs/$1.log" 2>&1 &
+  pids+=($!)
+}
+extra=("$@")
 for i in "${!seeds[@]}"; do
   run=predictor
   [ "$i" -gt 0 ] && run=predictor-seed${seeds[$i]}
-  preds+=("$run")
-  $trainer meta-train --model predictor --search-space "$space" --database "$db" "${features[@]}" --extractor 'mobilenet_v1_1.0@96' \
-    --epochs "$pred_epochs" --valid 0.1 --seed "${seeds[$i]}" --out "$runs/$run" "$@" ${PRED_ARGS:-} > "$runs/$run.log" 2>&1 &
-  pids+=($!)
+  train_predictor "$run" "$db" "${seeds[$i]}"
+done
+for ((part = 0; part < bags; part++)); do
+  awk -F, -v k="$bags" -v p="$part" 'NR == 1 { print; next } { if (!($1 in idx)) idx[$1] = n++; if (idx[$1] % k == p) print }' "$db" > "$runs/database-bag$part.csv"
+  for s in "${seeds[@]}"; do train_predictor "predictor-bag$part-seed$s" "$runs/database-bag$part.csv" "$s"; done
 done
 # one wait each: `wait A B` returns B's status only, and a failed run must stop the packaging
 wait $gen || { echo "generator meta-training failed: $runs/generator.log" >&2; exit 1; }
@@ -61,7 +74,7 @@ pred_args=()
 for run in "${preds[@]}"; do pred_args+=(--predictor "$runs/$run/ckpt_max_corr.json"); done
 $trainer package-model --generator "$(last "$runs/generator")" "${pred_args[@]}" \
   --out "$model_dir" --name "$name" --default-dataset datasets/features/cifar10.json \
-  --description "$space generator + predictor (${#seeds[@]} seed(s): ${seeds[*]}) meta-trained on our own database ($variant variant, recipe $recipe); see datasets/README.md"
+  --description "$space generator + predictor (${#seeds[@]} seed(s): ${seeds[*]}$([ "$bags" -gt 0 ] && echo ", plus each seed on each of $bags disjoint task parts")) meta-trained on our own database ($variant variant, recipe $recipe); see datasets/README.md"
 # the runs' configs, logs and curves travel with the model (the checkpoints stay in $runs)
 mkdir -p "$model_dir/training"
 for m in generator "${preds[@]}"; do

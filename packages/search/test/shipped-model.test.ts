@@ -31,9 +31,11 @@ const sampler = (rng: Rng): DatasetSample => {
 };
 
 describe('the shipped search model', () => {
-  it('ships an ensemble of two predictor seeds', () => {
-    expect(model.predictors).toHaveLength(2);
-    expect(model.manifest.extraPredictors).toHaveLength(1);
+  it('ships a bagged ensemble: two seeds on the whole database and on each of its two halves', () => {
+    expect(model.predictors).toHaveLength(6);
+    expect(model.manifest.extraPredictors).toHaveLength(5);
+    // predictors of different data differ: each has its own weights and target statistics
+    expect(new Set(model.predictors.map((p) => p.targetMean)).size).toBeGreaterThan(2);
   });
 
   it('searches a small real dataset: valid, unique cells, ranked', () => {

@@ -25,8 +25,7 @@ features=(--features mnist=datasets/features/mnist.json --features fashion-mnist
 export METAD2A_BLAS_THREADS=1
 for ((p = 0; p < k; p++)); do
   db="$out/part$p.csv"
-  # task_id is the first column; a task's records are contiguous or not, either way they stay together
-  awk -F, -v k="$k" -v p="$p" 'NR == 1 { print; next } { if (!($1 in idx)) idx[$1] = n++; if (idx[$1] % k == p) print }' "$full" > "$db"
+  tools/database/task-part.sh "$full" "$k" "$p" > "$db"
   echo "part $p: $(($(wc -l < "$db") - 1)) records, $(tail -n +2 "$db" | cut -d, -f1 | sort -u | wc -l) tasks"
   pids=()
   for s in "${seeds[@]}"; do

@@ -61,7 +61,7 @@ for i in "${!seeds[@]}"; do
   train_predictor "$run" "$db" "${seeds[$i]}"
 done
 for ((part = 0; part < bags; part++)); do
-  awk -F, -v k="$bags" -v p="$part" 'NR == 1 { print; next } { if (!($1 in idx)) idx[$1] = n++; if (idx[$1] % k == p) print }' "$db" > "$runs/database-bag$part.csv"
+  tools/database/task-part.sh "$db" "$bags" "$part" > "$runs/database-bag$part.csv"
   for s in "${seeds[@]}"; do train_predictor "predictor-bag$part-seed$s" "$runs/database-bag$part.csv" "$s"; done
 done
 # one wait each: `wait A B` returns B's status only, and a failed run must stop the packaging

@@ -308,6 +308,40 @@ export function targetStats(accuracies: readonly number[]): TargetStats {
   return { mean, std, n };
 }
 
+/**
+ * Task-relative target statistics: each task's mean accuracy, and the pooled within-task standard
+ * deviation (sum of squared deviations from the task means over N - T degrees of freedom). Targets
+ * (acc - task mean) / pooled std / 100 keep the original's scale but carry no task difficulty.
+ * `mean` is the overall mean, so denormalising a score gives an accuracy on a task of average difficulty.
+ */
+export interface TaskTargetStats extends TargetStats {
+  taskMeans: Map<string, number>;
+}
+
+export function taskTargetStats(records: ReadonlyArray<{ taskId: string; accuracy: number }>): TaskTargetStats {
+  const byTask = new Map<string, number[]>();
+  for (const r of records) {
+    const list = byTask.get(r.taskId);
+    if (list) list.push(r.accuracy);
+    else byTask.set(r.taskId, [r.accuracy]);
+  }
+  const taskMeans = new Map<string, number>();
+  let ss = 0;
+  let total = 0;
+  for (const [task, accs] of byTask) {
+    const m = accs.reduce((a, b) => a + b, 0) / accs.length;
+    taskMeans.set(task, m);
+    for (const a of accs) ss += (a - m) ** 2;
+    total += m * accs.length;
+  }
+  const n = records.length;
+  const dof = n - byTask.size;
+  if (dof < 1) throw new ConfigError('accuracies', `${n} records in ${byTask.size} tasks`, 'task-relative targets need a task with at least 2 records');
+  const std = Math.sqrt(ss / dof);
+  if (!(std > 0)) throw new ConfigError('accuracies', 'every task has equal accuracies', 'normalisation needs a spread within tasks');
+  return { mean: total / n, std, n, taskMeans };
+}
+
 /** The original's regression target: ((acc - mean) / std) / 100. */
 export function normalizeAccuracy(acc: number, s: TargetStats): number {
   return (acc - s.mean) / s.std / 100;

@@ -11,6 +11,7 @@ import {
   readDatabase,
   splitRecords,
   targetStats,
+  taskTargetStats,
   type MetaRecord,
 } from '../src/index.js';
 import { NB201_CSV, tmpDir } from './paths.js';
@@ -121,6 +122,22 @@ describe('database utilities', () => {
     expect(normalizeAccuracy(76, s)).toBeCloseTo(3 / Math.sqrt(20 / 3) / 100, 12);
     expect(denormalizeAccuracy(normalizeAccuracy(71.3, s), s)).toBeCloseTo(71.3, 10);
     expect(() => targetStats([5])).toThrow(/at least 2/);
+  });
+
+  test('task-relative stats: task means, pooled within-task std over N - T (hand-derived), overall mean', () => {
+    const s = taskTargetStats([
+      { taskId: 'a', accuracy: 70 },
+      { taskId: 'b', accuracy: 90 },
+      { taskId: 'a', accuracy: 74 },
+      { taskId: 'b', accuracy: 92 },
+      { taskId: 'b', accuracy: 94 },
+    ]);
+    expect([...s.taskMeans]).toEqual([['a', 72], ['b', 92]]);
+    // squared deviations 4 + 4 (a) + 4 + 0 + 4 (b) = 16 over 5 - 2 degrees of freedom
+    expect(s.std).toBeCloseTo(Math.sqrt(16 / 3), 12);
+    expect(s.mean).toBeCloseTo(84, 12);
+    expect(() => taskTargetStats([{ taskId: 'a', accuracy: 1 }, { taskId: 'b', accuracy: 2 }])).toThrow(/at least 2 records/);
+    expect(() => taskTargetStats([{ taskId: 'a', accuracy: 1 }, { taskId: 'a', accuracy: 1 }])).toThrow(/equal accuracies/);
   });
 });
 

@@ -60,6 +60,12 @@ export interface MetaTrainConfig {
   splitBy: 'record' | 'task';
   /** Correlation that picks the best predictor checkpoint (the original: Pearson). */
   selectBy: Correlation;
+  /**
+   * Predictor targets: 'global' (the original) standardises accuracies with the training split's mean
+   * and std; 'task' subtracts each task's mean and divides by the pooled within-task std, so the loss
+   * is about ranking architectures within a task, not about how hard the task is.
+   */
+  targetNorm: 'global' | 'task';
   selection: SelectionConfig;
   /** Memory for feature-store classes kept after their first read (MiB); 0 reads every row from disk. */
   featureCacheMB: number;
@@ -83,6 +89,7 @@ export const DEFAULTS = {
   valid: 400,
   splitBy: 'record' as const,
   selectBy: 'pearson' as const,
+  targetNorm: 'global' as const,
   selection: { rule: 'best', k: 1, minAccuracy: null } as SelectionConfig,
   featureCacheMB: 1024,
 };
@@ -137,6 +144,7 @@ const SCHEMA: Record<string, Check | Record<string, Check>> = {
   valid: validCheck,
   splitBy: oneOf('record', 'task'),
   selectBy: oneOf('pearson', 'spearman', 'kendall'),
+  targetNorm: oneOf('global', 'task'),
   featureCacheMB: nonNegNum,
   selection: {
     rule: oneOf('best', 'top-k', 'all'),

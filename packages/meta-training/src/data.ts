@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, InputError, Rng, type ArchDag, type SearchSpace } from '@metad2a/core';
-import { FeatureStore, normalizeAccuracy, readDatabase, splitRecords, targetStats, type MetaRecord, type TargetStats } from '@metad2a/data-pipeline';
+import { FeatureStore, normalizeAccuracy, readDatabase, splitRecords, targetStats, taskTargetStats, type MetaRecord, type TargetStats } from '@metad2a/data-pipeline';
 import { packDatasets } from '@metad2a/set-encoder';
 import type { MetaTrainConfig, SelectionConfig } from './config.js';
 
@@ -12,7 +12,7 @@ export interface Example {
   /** Line of the record in the database file (for messages). */
   line: number;
   dag: ArchDag;
-  /** Predictor target ((acc - mean) / std) / 100 with train-split statistics; 0 for the generator. */
+  /** Predictor target ((acc - mean) / std) / 100 with train-split statistics (mean: overall or the task's, per targetNorm); 0 for the generator. */
   target: number;
 }
 
@@ -22,7 +22,7 @@ export interface MetaData {
   records: number;
   train: Example[];
   valid: Example[];
-  /** Predictor only: train-split accuracy statistics used for the targets. */
+  /** Predictor only: train-split accuracy statistics used for the targets (targetNorm 'task': overall mean, pooled within-task std). */
   stats: TargetStats | null;
   stores: Map<string, FeatureStore>;
   featureDim: number;
@@ -126,8 +126,16 @@ export async function loadMetaData(config: MetaTrainConfig, spaces: readonly Sea
     const { train, valid } = split(examples, config);
     let stats: TargetStats | null = null;
     if (config.model === 'predictor') {
-      stats = targetStats(train.map((e) => e.record.accuracy));
-      for (const e of [...train, ...valid]) e.target = normalizeAccuracy(e.record.accuracy, stats);
+      if (config.targetNorm === 'global') {
+        stats = targetStats(train.map((e) => e.record.accuracy));
+        for (const e of [...train, ...valid]) e.target = normalizeAccuracy(e.record.accuracy, stats);
+      } else {
+        const ts = taskTargetStats(train.map((e) => e.record));
+        // A validation task absent from training (splitBy 'task') is centred on its own records' mean.
+        const validMeans = taskTargetStats([...train, ...valid].map((e) => e.record)).taskMeans;
+        for (const e of [...train, ...valid]) e.target = (e.record.accuracy - (ts.taskMeans.get(e.record.taskId) ?? validMeans.get(e.record.taskId)!)) / ts.std / 100;
+        stats = { mean: ts.mean, std: ts.std, n: ts.n };
+      }
     }
     return { space, records: picked.length, train, valid, stats, stores, featureDim: first.dims, extractor: first.extractor, fingerprint: fingerprintOf(config.database, stores), warnings };
   } catch (e) {

@@ -152,6 +152,42 @@ describe('predictor meta-training', () => {
   });
 });
 
+describe('task-relative predictor targets (targetNorm: task)', () => {
+  it('centres each task on its training records and scales by the pooled within-task std', async () => {
+    const data = await loadMetaData(cfg('predictor', 'tasknorm', { targetNorm: 'task' }), [nb201Space]);
+    try {
+      // independent recomputation from the fixture records and the original's split
+      const { train, valid } = splitRecords(fx.records, { valid: 0.25, seed: 333 });
+      const byTask = new Map<string, number[]>();
+      for (const r of train) byTask.set(r.taskId, [...(byTask.get(r.taskId) ?? []), r.accuracy]);
+      const means = new Map([...byTask].map(([t, a]) => [t, a.reduce((x, y) => x + y, 0) / a.length]));
+      let ss = 0;
+      for (const [t, a] of byTask) for (const x of a) ss += (x - means.get(t)!) ** 2;
+      const pooled = Math.sqrt(ss / (train.length - byTask.size));
+      expect(data.stats!.std).toBeCloseTo(pooled, 10);
+      expect(data.stats!.mean).toBeCloseTo(train.reduce((a, r) => a + r.accuracy, 0) / train.length, 10);
+      expect(data.train).toHaveLength(train.length);
+      expect(data.valid).toHaveLength(valid.length);
+      for (const e of [...data.train, ...data.valid]) {
+        const m = means.get(e.record.taskId);
+        if (m === undefined) continue; // a validation-only task: centred on its own records
+        expect(e.target).toBeCloseTo((e.record.accuracy - m) / pooled / 100, 12);
+      }
+      // the task difficulty is gone: every task's training targets sum to zero
+      const sums = new Map<string, number>();
+      for (const e of data.train) sums.set(e.record.taskId, (sums.get(e.record.taskId) ?? 0) + e.target);
+      expect(sums.size).toBeGreaterThan(1);
+      for (const v of sums.values()) expect(Math.abs(v)).toBeLessThan(1e-12);
+    } finally {
+      for (const s of data.stores.values()) s.close();
+    }
+  });
+
+  it('rejects an unknown normalisation by name', () => {
+    expect(() => cfg('predictor', 'bad', { targetNorm: 'per-dataset' })).toThrow(/targetNorm.*'global', 'task'/);
+  });
+});
+
 describe('resume', () => {
   it('4 epochs straight equal 2 epochs, a kill, and 2 resumed epochs (weights, Adam, scheduler, RNG)', async () => {
     // threshold 0.5 makes every epoch after the first "bad": with patience 1 the LR drops after epoch 3,

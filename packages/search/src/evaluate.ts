@@ -18,7 +18,7 @@ export interface ProtocolRun {
   bestOfTop: Record<number, number>;
   /** Random search: best true accuracy among k uniformly random architectures of the space. */
   random: Record<number, number>;
-  /** FLOPs heuristic: best true accuracy among the k candidates with the most FLOPs (same candidate pool). */
+  /** FLOPs heuristic: best true accuracy among the k candidates with the most FLOPs (same candidate pool; ties in generation order). */
   flops: Record<number, number>;
   /** Rank correlation of predicted scores with true accuracy over this run's candidates. */
   spearman: number;
@@ -67,9 +67,11 @@ export function evaluateProtocol<A>(opts: ProtocolOptions<A>): ProtocolReport {
     const random: Record<number, number> = {};
     const flops: Record<number, number> = {};
     const rr = new Rng(seed).fork('random-baseline');
+    // Equal FLOPs are common (the same ops on other edges): ties go by generation order, so this
+    // baseline does not move with the predictor being evaluated.
     const byFlops = res.all
-      .map((c, i) => ({ i, f: c.metrics.mflops ?? 0 }))
-      .sort((a, b) => b.f - a.f || a.i - b.i)
+      .map((c, i) => ({ i, f: c.metrics.mflops ?? 0, g: c.generated }))
+      .sort((a, b) => b.f - a.f || a.g - b.g)
       .map((x) => trueAcc[x.i]);
     for (const k of opts.lookups) {
       bestOfTop[k] = Math.max(...trueAcc.slice(0, k));

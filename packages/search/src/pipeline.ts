@@ -33,6 +33,8 @@ export interface RankedCandidate<A> {
   text: string;
   score: number;
   metrics: ArchMetrics;
+  /** Position among the unique valid candidates in generation order (0-based): independent of the predictor. */
+  generated: number;
 }
 
 export interface SearchResult<A> {
@@ -102,6 +104,7 @@ export function runSearch<A>(opts: SearchOptions<A>): SearchResult<A> {
     text: opts.space.format(archs[i]),
     score: scores[i],
     metrics: opts.metrics ? opts.metrics(archs[i]) : {},
+    generated: i,
   }));
   const satisfying = all.filter((c) => satisfies(c.metrics, opts.constraints));
   if (opts.constraints && satisfying.length === 0) {

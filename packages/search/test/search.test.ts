@@ -139,4 +139,32 @@ describe('evaluateProtocol', () => {
     expect(rep.top1.n).toBe(3);
     expect(spearman([1, 2, 3], [1, 2, 3])).toBe(1);
   });
+
+  it("keeps the FLOPs heuristic and random search fixed whatever the predictor (ties between equal FLOPs in generation order)", () => {
+    const truth = (a: Nb201Arch) => table.accuracy(a, { dataset: 'cifar10', split: 'test', epochs: 200 });
+    // a coarse cost (3x3 convolutions in the cell) so that many candidates tie for the heuristic
+    const convs = (a: Nb201Arch) => ({ mflops: a.filter((op) => op === 'nor_conv_3x3').length });
+    const run = (scorer: MetricScorer<Nb201Arch>) =>
+      evaluateProtocol({
+        space: nb201Space,
+        generator: new RandomArchGenerator(nb201Space),
+        scorer,
+        sampleDataset: () => fixtureDataset(0),
+        numCandidates: 200,
+        runs: 3,
+        seed: 5,
+        lookups: [1, 3, 10],
+        trueAccuracy: truth,
+        metrics: convs,
+      });
+    // predictors that order cells of equal cost differently
+    const byFlops = run(new MetricScorer(nb201Space, flopsOf));
+    const byParams = run(new MetricScorer(nb201Space, flopsOf, 'mparams'));
+    const byNegFlops = run(new MetricScorer(nb201Space, (a) => ({ mflops: -nb201Cost(a).flops })));
+    expect(byNegFlops.runs.map((r) => r.top1)).not.toEqual(byFlops.runs.map((r) => r.top1));
+    for (const other of [byParams, byNegFlops]) {
+      expect(other.runs.map((r) => r.flops)).toEqual(byFlops.runs.map((r) => r.flops));
+      expect(other.runs.map((r) => r.random)).toEqual(byFlops.runs.map((r) => r.random));
+    }
+  });
 });

@@ -69,10 +69,11 @@ wait $gen || { echo "generator meta-training failed: $runs/generator.log" >&2; e
 for i in "${!pids[@]}"; do
   wait "${pids[$i]}" || { echo "predictor meta-training failed: $runs/${preds[$i]}.log" >&2; exit 1; }
 done
-last() { ls "$1"/ckpt_[0-9]*.json | sed 's/.*ckpt_\([0-9]*\).json/\1 &/' | sort -n | tail -1 | cut -d' ' -f2; }
 pred_args=()
 for run in "${preds[@]}"; do pred_args+=(--predictor "$runs/$run/ckpt_max_corr.json"); done
-$trainer package-model --generator "$(last "$runs/generator")" "${pred_args[@]}" \
+# the generator's final epoch: last.json is written at the end of every finished run (package-model drops its
+# optimizer state), whatever --checkpoint-every was; a periodic ckpt_<N> may be older than the last epoch
+$trainer package-model --generator "$runs/generator/last.json" "${pred_args[@]}" \
   --out "$model_dir" --name "$name" --default-dataset datasets/features/cifar10.json \
   --description "$space generator + predictor (${#seeds[@]} seed(s): ${seeds[*]}$([ "$bags" -gt 0 ] && echo ", plus each seed on each of $bags disjoint task parts")) meta-trained on our own database ($variant variant, recipe $recipe); see datasets/README.md"
 # the runs' configs, logs and curves travel with the model (the checkpoints stay in $runs)

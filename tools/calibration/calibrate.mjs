@@ -163,16 +163,20 @@ const trainDs = openCifarBinary(
   { variant: 'cifar10' },
 );
 const testDs = openCifarBinary([path.join(dataDir, 'test_batch.bin')], { variant: 'cifar10' });
-const pick = (ds, per, label) => {
+// per = null takes every image of each class; asking for more than a class has is an error, not a silent cap
+const pick = (ds, per, label, files) => {
   const rng = new Rng(`calibration:${seed}:${label}`);
   return Array.from({ length: 10 }, (_, c) => {
     const pool = [];
     ds.labels.forEach((l, i) => l === c && pool.push(i));
-    return rng.sampleWithoutReplacement(pool.length, Math.min(per, pool.length)).map((i) => pool[i]).sort((a, b) => a - b);
+    if (per !== null && per > pool.length) {
+      throw new Error(`${label}: ${per} images per class asked for, but class ${c} has ${pool.length} in ${files} (lower --${label === 'train' ? 'per-class' : 'test-per-class'})`);
+    }
+    return rng.sampleWithoutReplacement(pool.length, per ?? pool.length).map((i) => pool[i]).sort((a, b) => a - b);
   });
 };
-const trainIdx = pick(trainDs, recipe.maxTrainPerClass > 0 ? recipe.maxTrainPerClass : 2000, 'train');
-const testIdx = pick(testDs, testPerClass, 'test');
+const trainIdx = pick(trainDs, recipe.maxTrainPerClass > 0 ? recipe.maxTrainPerClass : null, 'train', `${dataDir}/data_batch_*.bin`);
+const testIdx = pick(testDs, testPerClass, 'test', path.join(dataDir, 'test_batch.bin'));
 const tr = await readTaskImages(trainDs, trainIdx, recipe.inputSize);
 const te = await readTaskImages(testDs, testIdx, recipe.inputSize);
 const stats = channelStats(tr.u8);

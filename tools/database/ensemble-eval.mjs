@@ -15,8 +15,9 @@ const args = process.argv.slice(2);
 const g = args.indexOf('--generator');
 const genDir = g >= 0 ? path.resolve(args.splice(g, 2)[1]) : null;
 const l = args.indexOf('--lookups');
+const numCandidates = 500;
 const lookups = l >= 0 ? args.splice(l, 2)[1].split(',').map(Number) : [1, 30];
-if (lookups.some((k) => !Number.isInteger(k) || k < 1 || k > 500)) throw new Error(`--lookups: integers in 1..500, got ${lookups.join(',')}`);
+if (lookups.some((k) => !Number.isInteger(k) || k < 1 || k > numCandidates)) throw new Error(`--lookups: integers in 1..${numCandidates}, got ${lookups.join(',')}`);
 const dirs = args.map((d) => path.resolve(d));
 if (dirs.length === 0) throw new Error('usage: ensemble-eval.mjs [--generator DIR] MODEL_DIR [MODEL_DIR...]');
 await initBackend({ quiet: true });
@@ -35,7 +36,7 @@ const sample = (rng) => {
 const ensemble = models.length === 1 ? modelScorer(models[0]) : new EnsembleScorer(models.flatMap((m) => m.predictors));
 const rep = evaluateProtocol({
   space: nb201Space, generator: new GeneratorCandidates(source.generator), scorer: ensemble, sampleDataset: sample,
-  numCandidates: 500, scoreRepeats, runs: 10, seed: 0, lookups, trueAccuracy: truth, metrics: spaceMetrics(nb201Space, { numClasses: 10 }),
+  numCandidates, scoreRepeats, runs: 10, seed: 0, lookups, trueAccuracy: truth, metrics: spaceMetrics(nb201Space, { numClasses: 10 }),
 });
 const space = correlationOverSpace(nb201Space, ensemble, sample, truth, { seed: 0, repeats: scoreRepeats });
 const f = (s) => `${s.mean.toFixed(2)} ± ${s.ci95.toFixed(2)}`;

@@ -318,28 +318,33 @@ export interface TaskTargetStats extends TargetStats {
   taskMeans: Map<string, number>;
 }
 
-export function taskTargetStats(records: ReadonlyArray<{ taskId: string; accuracy: number }>): TaskTargetStats {
-  const byTask = new Map<string, number[]>();
+/** Mean accuracy of each task, tasks in order of first appearance. */
+export function taskMeans(records: ReadonlyArray<{ taskId: string; accuracy: number }>): Map<string, number> {
+  const sums = new Map<string, { sum: number; n: number }>();
   for (const r of records) {
-    const list = byTask.get(r.taskId);
-    if (list) list.push(r.accuracy);
-    else byTask.set(r.taskId, [r.accuracy]);
+    const s = sums.get(r.taskId);
+    if (s) {
+      s.sum += r.accuracy;
+      s.n++;
+    } else sums.set(r.taskId, { sum: r.accuracy, n: 1 });
   }
-  const taskMeans = new Map<string, number>();
+  return new Map([...sums].map(([task, s]) => [task, s.sum / s.n]));
+}
+
+export function taskTargetStats(records: ReadonlyArray<{ taskId: string; accuracy: number }>): TaskTargetStats {
+  const means = taskMeans(records);
   let ss = 0;
   let total = 0;
-  for (const [task, accs] of byTask) {
-    const m = accs.reduce((a, b) => a + b, 0) / accs.length;
-    taskMeans.set(task, m);
-    for (const a of accs) ss += (a - m) ** 2;
-    total += m * accs.length;
+  for (const r of records) {
+    ss += (r.accuracy - means.get(r.taskId)!) ** 2;
+    total += r.accuracy;
   }
   const n = records.length;
-  const dof = n - byTask.size;
-  if (dof < 1) throw new ConfigError('accuracies', `${n} records in ${byTask.size} tasks`, 'task-relative targets need a task with at least 2 records');
+  const dof = n - means.size;
+  if (dof < 1) throw new ConfigError('accuracies', `${n} records in ${means.size} tasks`, 'task-relative targets need a task with at least 2 records');
   const std = Math.sqrt(ss / dof);
   if (!(std > 0)) throw new ConfigError('accuracies', 'every task has equal accuracies', 'normalisation needs a spread within tasks');
-  return { mean: total / n, std, n, taskMeans };
+  return { mean: total / n, std, n, taskMeans: means };
 }
 
 /** The original's regression target: ((acc - mean) / std) / 100. */

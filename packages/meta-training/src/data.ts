@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, InputError, Rng, type ArchDag, type SearchSpace } from '@metad2a/core';
-import { FeatureStore, normalizeAccuracy, readDatabase, splitRecords, targetStats, taskTargetStats, type MetaRecord, type TargetStats } from '@metad2a/data-pipeline';
+import { FeatureStore, normalizeAccuracy, readDatabase, splitRecords, targetStats, taskMeans, taskTargetStats, type MetaRecord, type TargetStats } from '@metad2a/data-pipeline';
 import { packDatasets } from '@metad2a/set-encoder';
 import type { MetaTrainConfig, SelectionConfig } from './config.js';
 
@@ -132,7 +132,7 @@ export async function loadMetaData(config: MetaTrainConfig, spaces: readonly Sea
       } else {
         const ts = taskTargetStats(train.map((e) => e.record));
         // A validation task absent from training (splitBy 'task') is centred on its own records' mean.
-        const validMeans = taskTargetStats([...train, ...valid].map((e) => e.record)).taskMeans;
+        const validMeans = taskMeans(valid.map((e) => e.record));
         for (const e of [...train, ...valid]) e.target = (e.record.accuracy - (ts.taskMeans.get(e.record.taskId) ?? validMeans.get(e.record.taskId)!)) / ts.std / 100;
         stats = { mean: ts.mean, std: ts.std, n: ts.n };
       }

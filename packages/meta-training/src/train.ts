@@ -422,7 +422,7 @@ async function validate(model: Generator | Predictor, data: MetaData, config: Me
   if (model instanceof Generator) return { validLoss: loss / n, validRecon: recon / n, validKld: kld / n };
   // Against the targets: an affine map of the accuracies with global normalisation (same correlations
   // as against accuracies), task-relative accuracies with targetNorm 'task'.
-  const acc = data.valid.map((e) => e.target);
-  const corr = (f: (a: number[], b: number[]) => number) => (n >= 2 ? f(preds, acc) : NaN);
+  const targets = data.valid.map((e) => e.target);
+  const corr = (f: (a: number[], b: number[]) => number) => (n >= 2 ? f(preds, targets) : NaN);
   return { validLoss: loss / n, pearson: corr(correlationFns.pearson), spearman: corr(correlationFns.spearman), kendall: corr(correlationFns.kendall) };
 }
